@@ -1,0 +1,1 @@
+"""The pretraining data pipeline: generated corpus, planted noise, dedup, filters, classifiers, mix."""

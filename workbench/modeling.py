@@ -1,0 +1,122 @@
+"""Model factory: Llama-architecture decoders from ~1M parameters (CPU) to GPU sizes, saved in HF format.
+
+The models are transformers' own ``LlamaForCausalLM`` (RMSNorm, SwiGLU, RoPE with theta 500000,
+grouped-query attention), with ``head_dim`` 64 so that vLLM's attention kernels accept them. A
+saved model is a plain Hugging Face folder that transformers, TRL, PEFT and vLLM load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+from workbench import chat
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """The shape of one named size."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    max_position_embeddings: int = 2048
+
+
+HEAD_DIM = 64
+
+# Named sizes. The first three train on the 2-core CPU; the rest are meant for GPUs
+# (llama-1b has the shape of Llama 3.2 1B at the tokenizer's vocabulary size).
+SIZES: dict[str, ModelSize] = {
+    "tiny": ModelSize(128, 4, 2, 1, 384),  # ~1M parameters at a 2k vocabulary
+    "small": ModelSize(256, 6, 4, 2, 768),  # ~5M
+    "base": ModelSize(384, 8, 6, 2, 1024),  # ~14M
+    "125m": ModelSize(768, 12, 12, 4, 2048, 4096),
+    "1b": ModelSize(2048, 16, 32, 8, 8192, 8192),
+    "8b": ModelSize(4096, 32, 64, 8, 14336, 8192),
+}
+
+
+def llama_config(size: str | ModelSize, tokenizer, *, rope_theta: float = 500000.0,
+                 tie_word_embeddings: bool = True) -> LlamaConfig:
+    """A LlamaConfig of a named size (or explicit shape) for ``tokenizer``'s vocabulary."""
+    if isinstance(size, str):
+        if size not in SIZES:
+            raise ValueError(f"model size {size!r}: expected one of {sorted(SIZES)}")
+        size = SIZES[size]
+    if size.hidden_size != size.num_heads * HEAD_DIM:
+        raise ValueError(f"hidden_size {size.hidden_size} must equal num_heads x {HEAD_DIM}")
+    if size.num_heads % size.num_kv_heads:
+        raise ValueError(f"num_heads {size.num_heads} must be a multiple of num_kv_heads {size.num_kv_heads}")
+    eot = tokenizer.convert_tokens_to_ids(chat.EOT)
+    end = tokenizer.convert_tokens_to_ids(chat.EOS)
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=size.hidden_size,
+        intermediate_size=size.intermediate_size,
+        num_hidden_layers=size.num_layers,
+        num_attention_heads=size.num_heads,
+        num_key_value_heads=size.num_kv_heads,
+        head_dim=HEAD_DIM,
+        hidden_act="silu",
+        max_position_embeddings=size.max_position_embeddings,
+        rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
+        tie_word_embeddings=tie_word_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=[eot, end],
+        pad_token_id=tokenizer.pad_token_id,
+        attention_bias=False,
+        mlp_bias=False,
+        initializer_range=0.02,
+        dtype="float32",
+    )
+
+
+def create_model(size: str | ModelSize, tokenizer, seed: int = 0, **kwargs) -> LlamaForCausalLM:
+    """A freshly initialised LlamaForCausalLM of ``size`` (float32), seeded."""
+    config = llama_config(size, tokenizer, **kwargs)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = generation_config(tokenizer)
+    return model
+
+
+def generation_config(tokenizer) -> GenerationConfig:
+    """Stop at the end of a turn or of the text; pad with the tokenizer's pad token."""
+    return GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=[tokenizer.convert_tokens_to_ids(chat.EOT), tokenizer.convert_tokens_to_ids(chat.EOS)],
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+    )
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Unique parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def save_model(model, tokenizer, path: str | Path) -> Path:
+    """Save model, tokenizer (with chat template) and generation config in HF format (safetensors)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def load_causal_lm(path: str | Path, device: str = "cpu"):
+    """Load a causal LM in float32 on the CPU (bfloat16 on CUDA) with its tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    from workbench.tokenizer import load_tokenizer
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
+    return model, load_tokenizer(path)

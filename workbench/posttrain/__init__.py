@@ -1,0 +1,1 @@
+"""SFT, the modified DPO of Llama 3, and model averaging."""

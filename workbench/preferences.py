@@ -1,0 +1,126 @@
+"""The one preference schema used everywhere: annotation export, simulated annotator, RM, DPO.
+
+A record (one JSON object per line in ``*.jsonl``, one row in a ``datasets`` dataset)::
+
+    {"id": "r01-000017",                       # unique id of the comparison
+     "prompt": [{"role": "user", "content": "What is 2 + 3?"}],   # chat messages
+     "chosen": "...", "rejected": "...",       # the preferred and the other response
+     "edited": "..." | null,                   # the annotator's improved chosen response, if any
+     "level": "significantly_better",          # one of LEVELS
+     "annotator": "alice", "round": 1,
+     "meta": {...}}                            # free-form provenance (models, task family, ...)
+
+With an edit the ranking is edited > chosen > rejected (Llama 3).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+LEVELS = ("significantly_better", "better", "slightly_better", "marginally_better")
+LEVEL_LABELS = {
+    "significantly_better": "significantly better",
+    "better": "better",
+    "slightly_better": "slightly better",
+    "marginally_better": "marginally better",
+}
+# Signed ordinal scale for agreement: +4..+1 when the first shown response wins, -1..-4 otherwise.
+LEVEL_STRENGTH = {"significantly_better": 4, "better": 3, "slightly_better": 2, "marginally_better": 1}
+STRONG_LEVELS = ("significantly_better", "better")  # what DPO trains on (Llama 3)
+
+
+class PreferenceError(ValueError):
+    """A preference record is malformed; the message names the file and line or the record."""
+
+
+@dataclass
+class Preference:
+    """One annotated comparison (see the module docstring for the JSON form)."""
+
+    id: str
+    prompt: list[dict]
+    chosen: str
+    rejected: str
+    level: str
+    annotator: str = "unknown"
+    round: int = 0
+    edited: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def ranked(self) -> list[str]:
+        """Responses best first: [edited,] chosen, rejected."""
+        return ([self.edited] if self.edited else []) + [self.chosen, self.rejected]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (better, worse) pair the ranking implies."""
+        ranked = self.ranked()
+        return [(ranked[i], ranked[j]) for i in range(len(ranked)) for j in range(i + 1, len(ranked))]
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return asdict(self)
+
+
+def validate(data: Any, where: str) -> Preference:
+    """Build a :class:`Preference` from a dict, or raise PreferenceError naming ``where`` and the field."""
+    if not isinstance(data, dict):
+        raise PreferenceError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    for key in ("id", "prompt", "chosen", "rejected", "level"):
+        if key not in data:
+            raise PreferenceError(f"{where}: missing field {key!r}")
+    unknown = set(data) - {f for f in Preference.__dataclass_fields__}
+    if unknown:
+        raise PreferenceError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+    prompt = data["prompt"]
+    if not isinstance(prompt, list) or not prompt or not all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        for m in prompt
+    ):
+        raise PreferenceError(f"{where}: field 'prompt' must be a non-empty list of {{role, content}} messages")
+    for key in ("chosen", "rejected"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise PreferenceError(f"{where}: field {key!r} must be a non-empty string")
+    if data.get("edited") is not None and (not isinstance(data["edited"], str) or not data["edited"].strip()):
+        raise PreferenceError(f"{where}: field 'edited' must be null or a non-empty string")
+    if data["level"] not in LEVELS:
+        raise PreferenceError(f"{where}: field 'level' is {data['level']!r}, expected one of {list(LEVELS)}")
+    if not isinstance(data.get("round", 0), int):
+        raise PreferenceError(f"{where}: field 'round' must be an integer")
+    return Preference(**{**data, "meta": dict(data.get("meta") or {})})
+
+
+def read_jsonl(path: str | Path) -> list[Preference]:
+    """Read and validate a preference JSONL file; errors name the file and line."""
+    path = Path(path)
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PreferenceError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+            records.append(validate(data, f"{path}:{lineno}"))
+    return records
+
+
+def write_jsonl(records: Iterable[Preference], path: str | Path) -> Path:
+    """Write records as JSONL atomically."""
+    from workbench.rundir import atomic_write_text
+
+    text = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records)
+    return atomic_write_text(path, text)
+
+
+def to_dataset(records: Iterable[Preference]):
+    """A `datasets.Dataset` with the schema's columns (meta as a JSON string)."""
+    from datasets import Dataset
+
+    rows = [r.to_dict() for r in records]
+    for row in rows:
+        row["meta"] = json.dumps(row["meta"], ensure_ascii=False)
+    return Dataset.from_list(rows) if rows else Dataset.from_dict({k: [] for k in Preference.__dataclass_fields__})

@@ -1,0 +1,1 @@
+"""From-scratch pretraining with document masking, schedules, annealing and checkpoint averaging."""

@@ -1,0 +1,1 @@
+"""The embedded task world (TASKS.md): generators, reference solutions and verifiers."""

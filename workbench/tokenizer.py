@@ -1,0 +1,63 @@
+"""Train the workbench's byte-level BPE tokenizer and save it as a PreTrainedTokenizerFast."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from workbench import chat
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE (GPT-2 / Llama 3 style) with the chat format's special tokens."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    # ByteLevel post-processing only fixes offsets; BOS is added by the chat template, not here.
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(chat.SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return wrap(tok)
+
+
+def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """Wrap a raw `tokenizers` object with the workbench's special tokens and chat template."""
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=chat.BOS,
+        eos_token=chat.EOT,
+        pad_token=chat.PAD,
+        additional_special_tokens=[chat.EOS, chat.START_HEADER, chat.END_HEADER],
+        clean_up_tokenization_spaces=False,
+        model_max_length=8192,
+    )
+    fast.chat_template = chat.CHAT_TEMPLATE
+    return fast
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: str | Path) -> Path:
+    """Save in the Hugging Face format (tokenizer.json, tokenizer_config.json with the chat template)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    """Load a tokenizer from disk and check that it speaks the Llama 3 chat format."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    chat.formatting_token_ids(tokenizer)
+    if tokenizer.chat_template is None:
+        raise ValueError(f"{path}: tokenizer has no chat template; the workbench needs one")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = chat.PAD if chat.PAD in tokenizer.get_vocab() else tokenizer.eos_token
+    return tokenizer
