@@ -1,0 +1,64 @@
+"""Core sub-commands: `workbench config show`, `workbench tokenizer train`, `workbench model init`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from workbench.cli import add_config_args, load_args_config
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the core commands."""
+    config = sub.add_parser("config", help="show the resolved config (YAML + overrides)")
+    config_sub = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = config_sub.add_parser("show", help="print the resolved config as YAML")
+    add_config_args(show)
+    show.set_defaults(func=_config_show)
+
+    tok = sub.add_parser("tokenizer", help="train the byte-level BPE tokenizer on the run's corpus")
+    tok_sub = tok.add_subparsers(dest="action", required=True, metavar="ACTION")
+    train = tok_sub.add_parser("train", help="train into runs/<name>/tokenizer/ (skipped when done)")
+    add_config_args(train)
+    train.add_argument("--force", action="store_true", help="train again even if done")
+    train.set_defaults(func=_tokenizer_train)
+
+    model = sub.add_parser("model", help="create models with the model factory")
+    model_sub = model.add_subparsers(dest="action", required=True, metavar="ACTION")
+    init = model_sub.add_parser("init", help="save a freshly initialised Llama model in HF format")
+    init.add_argument("--tokenizer", required=True, help="HF tokenizer folder (with the chat template)")
+    init.add_argument("--size", default="tiny", help="named size (tiny, small, base, 125m, 1b, 8b)")
+    init.add_argument("--seed", type=int, default=0)
+    init.add_argument("--out", required=True, help="output folder")
+    init.set_defaults(func=_model_init)
+
+
+def _config_show(args) -> int:
+    from workbench.config_base import to_dict
+
+    yaml.safe_dump(to_dict(load_args_config(args)), sys.stdout, sort_keys=False)
+    return 0
+
+
+def _tokenizer_train(args) -> int:
+    from workbench.rundir import RunDir
+    from workbench.stages import train_run_tokenizer
+
+    cfg = load_args_config(args)
+    path = train_run_tokenizer(cfg, RunDir(cfg.run_path), force=args.force)
+    print(f"tokenizer: {path}")
+    return 0
+
+
+def _model_init(args) -> int:
+    from workbench.modeling import count_parameters, create_model, save_model
+    from workbench.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(args.tokenizer)
+    model = create_model(args.size, tokenizer, seed=args.seed)
+    save_model(model, tokenizer, Path(args.out))
+    print(f"{args.size}: {count_parameters(model):,} parameters -> {args.out}")
+    return 0
