@@ -46,6 +46,6 @@ class Verdict:
     detail: str = ""  # why it failed, for reports and self-correction prompts
 
 
-from workbench.tasks.world import generate, verify  # noqa: E402  (the implementation)
+from workbench.tasks.world import corrupt, generate, verify  # noqa: E402  (the implementation)
 
-__all__ = ["FAMILIES", "Task", "Verdict", "generate", "verify"]
+__all__ = ["FAMILIES", "Task", "Verdict", "corrupt", "generate", "verify"]
