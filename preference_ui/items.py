@@ -1,0 +1,111 @@
+"""The item format `workbench annotate import` reads: one comparison to annotate per JSONL line.
+
+::
+
+    {"id": "r01-000017",                                       # unique item id
+     "prompt": [{"role": "user", "content": "What is 2 + 3?"}],  # chat messages (a plain string = one user turn)
+     "responses": ["Answer: 5", "Answer: 6"],                   # the two responses, a and b
+     "models": ["round01-policy", "round00-policy"],            # the model that wrote each (optional)
+     "round": 1,                                                # optional, default 0
+     "meta": {"task": {...}}}                                   # optional provenance; meta.task = Task.to_dict()
+                                                                # lets the simulated annotator judge it
+
+Responses keep their fixed order a, b in the store; the app shows them in an order randomised per
+(item, annotator), and agreement is computed on the fixed order.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_TEXT_CHARS = 200_000
+
+
+class ItemError(ValueError):
+    """An item is malformed; the message names the file and line or the item."""
+
+
+@dataclass
+class Item:
+    """One comparison to annotate."""
+
+    id: str
+    prompt: list[dict]
+    response_a: str
+    response_b: str
+    model_a: str = ""
+    model_b: str = ""
+    round: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _messages(prompt: Any, where: str) -> list[dict]:
+    if isinstance(prompt, str) and prompt.strip():
+        return [{"role": "user", "content": prompt}]
+    if isinstance(prompt, list) and prompt and all(
+        isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")
+        and isinstance(m.get("content"), str) for m in prompt
+    ):
+        return [{"role": m["role"], "content": m["content"]} for m in prompt]
+    raise ItemError(f"{where}: field 'prompt' must be a non-empty string or a list of "
+                    "{role: system|user|assistant, content: str} messages")
+
+
+def validate_item(data: Any, where: str) -> Item:
+    """Build an :class:`Item` from a dict in the import format, or raise ItemError naming ``where``."""
+    if not isinstance(data, dict):
+        raise ItemError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    unknown = set(data) - {"id", "prompt", "responses", "models", "round", "meta"}
+    if unknown:
+        raise ItemError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+    for key in ("id", "prompt", "responses"):
+        if key not in data:
+            raise ItemError(f"{where}: missing field {key!r}")
+    if not isinstance(data["id"], str) or not data["id"].strip() or len(data["id"]) > 200:
+        raise ItemError(f"{where}: field 'id' must be a non-empty string of at most 200 characters")
+    responses = data["responses"]
+    if not (isinstance(responses, list) and len(responses) == 2
+            and all(isinstance(r, str) and r.strip() and len(r) <= MAX_TEXT_CHARS for r in responses)):
+        raise ItemError(f"{where}: field 'responses' must be a list of two non-empty strings "
+                        f"(at most {MAX_TEXT_CHARS} characters each)")
+    models = data.get("models") or ["", ""]
+    if not (isinstance(models, list) and len(models) == 2 and all(isinstance(m, str) for m in models)):
+        raise ItemError(f"{where}: field 'models' must be a list of two strings")
+    round_ = data.get("round", 0)
+    if isinstance(round_, bool) or not isinstance(round_, int) or round_ < 0:
+        raise ItemError(f"{where}: field 'round' must be a non-negative integer")
+    meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ItemError(f"{where}: field 'meta' must be an object")
+    return Item(id=data["id"], prompt=_messages(data["prompt"], where), response_a=responses[0],
+                response_b=responses[1], model_a=models[0], model_b=models[1], round=round_, meta=meta)
+
+
+def read_items(path: str | Path) -> list[Item]:
+    """Read and validate an item JSONL file; errors name the file and line."""
+    path = Path(path)
+    items, seen = [], set()
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ItemError(f"{where}: not valid JSON ({exc.msg})") from exc
+            item = validate_item(data, where)
+            if item.id in seen:
+                raise ItemError(f"{where}: duplicate item id {item.id!r}")
+            seen.add(item.id)
+            items.append(item)
+    return items
+
+
+def item_to_dict(item: Item) -> dict:
+    """The import-format dict of an item (inverse of :func:`validate_item`)."""
+    return {"id": item.id, "prompt": item.prompt, "responses": [item.response_a, item.response_b],
+            "models": [item.model_a, item.model_b], "round": item.round, "meta": item.meta}

@@ -1,0 +1,278 @@
+"""The store's rules: claims and leases, no double annotation, refusals, undo, overlap, audit, passwords."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+import threading
+
+import pytest
+
+from preference_ui.items import ItemError, read_items
+from preference_ui.store import NotClaimedError, Store, StoreError, ValidationError
+from pui_helpers import make_items, new_store
+
+
+class Clock:
+    """A settable clock for lease expiry."""
+
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_store_uses_wal_and_hashes_passwords(store):
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    hashed = conn.execute("SELECT password FROM users WHERE name = 'alice'").fetchone()[0]
+    assert hashed.startswith("scrypt$") and "alice-password" not in hashed
+    other = Store(store.path)  # a second account with the same password gets a different salt
+    other.add_user("dave", "alice-password")
+    assert conn.execute("SELECT password FROM users WHERE name = 'dave'").fetchone()[0] != hashed
+    assert store.verify_user("alice", "alice-password")
+    assert not store.verify_user("alice", "bob-password")
+    assert not store.verify_user("nobody", "alice-password")
+    assert all("password" not in u for u in store.users())
+
+
+def test_claim_is_stable_until_submitted_and_overlap_needs_distinct_annotators(store):
+    store.import_items(make_items(2), overlap=2)
+    first = store.claim_next("alice")
+    assert store.claim_next("alice").item_id == first.item_id  # a reload resumes the same item
+    assert store.claim_next("bob").item_id == first.item_id  # overlap 2: bob gets the same item
+    store.submit("alice", first.item_id, "A", "better")
+    store.submit("bob", first.item_id, "B", "slightly_better")
+    assert store.count_completed() == 1
+    second = store.claim_next("alice")
+    assert second.item_id != first.item_id
+    store.submit("alice", second.item_id, "A", "better")
+    assert store.claim_next("alice") is None  # never the same item twice
+    with pytest.raises(NotClaimedError, match="already submitted"):
+        store.submit("alice", first.item_id, "A", "better")
+
+
+def test_overlap_one_hands_each_item_to_one_annotator(store):
+    store.import_items(make_items(2), overlap=1)
+    a, b = store.claim_next("alice"), store.claim_next("bob")
+    assert a.item_id != b.item_id
+    store.submit("alice", a.item_id, "A", "better")
+    store.submit("bob", b.item_id, "A", "better")
+    assert store.claim_next("alice") is None and store.claim_next("bob") is None
+    assert store.count_completed() == 2
+
+
+def test_expired_lease_goes_to_another_and_the_late_submit_is_refused(tmp_path):
+    clock = Clock()
+    store = new_store(tmp_path / "s.sqlite", lease_seconds=60, clock=clock)
+    store.import_items(make_items(1), overlap=1)
+    claim = store.claim_next("alice")
+    assert store.claim_next("bob") is None  # held by alice's lease
+    clock.t += 61
+    assert store.claim_next("bob").item_id == claim.item_id  # the lease expired: bob takes it over
+    with pytest.raises(NotClaimedError, match="expired"):
+        store.submit("alice", claim.item_id, "A", "better")
+    store.submit("bob", claim.item_id, "A", "better")
+    assert [r.annotator for r in store.export()] == ["bob"]
+
+
+def test_expired_lease_not_taken_over_may_still_submit(tmp_path):
+    clock = Clock()
+    store = new_store(tmp_path / "s.sqlite", lease_seconds=60, clock=clock)
+    store.import_items(make_items(1), overlap=1)
+    claim = store.claim_next("alice")
+    clock.t += 600
+    store.submit("alice", claim.item_id, "A", "better")
+    assert store.count_completed() == 1
+
+
+def test_submit_for_an_unclaimed_or_foreign_item_is_refused_and_writes_nothing(store):
+    store.import_items(make_items(2), overlap=1)
+    claim = store.claim_next("alice")
+    audit_before = len(store.audit_log())
+    with pytest.raises(NotClaimedError, match="not claimed by 'bob'"):
+        store.submit("bob", claim.item_id, "A", "better")
+    with pytest.raises(NotClaimedError, match="not claimed"):
+        store.submit("alice", "it001", "A", "better")  # exists, but nobody claimed it
+    with pytest.raises(NotClaimedError, match="unknown annotator"):
+        store.submit("mallory", claim.item_id, "A", "better")
+    assert store.export() == [] and len(store.audit_log()) == audit_before
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(choice="C", level="better"), "choice 'C'"),
+    (dict(choice=None, level="better"), "choice None"),
+    (dict(choice="A", level="awesome"), "level 'awesome'"),
+    (dict(choice="A", level="better", edited="   "), "edit is empty"),
+    (dict(choice="A", level="better", edited="x" * 20001), "limit is 20000"),
+])
+def test_malformed_answers_get_a_clear_error_and_write_nothing(store, kwargs, message):
+    store.import_items(make_items(1), overlap=1)
+    claim = store.claim_next("alice")
+    audit_before = len(store.audit_log())
+    with pytest.raises(ValidationError, match=message):
+        store.submit("alice", claim.item_id, **kwargs)
+    assert store.export() == [] and len(store.audit_log()) == audit_before
+    store.submit("alice", claim.item_id, "A", "better")  # the claim is intact
+
+
+def test_sides_are_randomised_per_annotator_and_mapped_back(store):
+    store.import_items(make_items(40), overlap=1)
+    swaps = []
+    for _ in range(40):
+        claim = store.claim_next("alice")
+        swaps.append(claim.swapped)
+        correct_side = "B" if claim.swapped else "A"  # response a is the correct one
+        assert (claim.left, claim.right)[correct_side == "B"] == store.get_item(claim.item_id).response_a
+        store.submit("alice", claim.item_id, correct_side, "better")
+    assert 5 < sum(swaps) < 35
+    records = store.export()
+    assert all(r.chosen == store.get_item(r.meta["item_id"]).response_a for r in records)
+    assert all(r.meta["winner"] == "a" and r.meta["chosen_model"] == "policy-new" for r in records)
+
+
+def test_undo_withdraws_the_last_submission_and_shows_that_item_again(store):
+    store.import_items(make_items(3), overlap=1)
+    first = store.claim_next("alice")
+    store.submit("alice", first.item_id, "A", "better")
+    second = store.claim_next("alice")  # holds the next item while undoing
+    assert store.undo_last("alice") == first.item_id
+    assert store.claim_next("alice").item_id == first.item_id
+    assert store.export() == [] and store.stats()["undone"] == 1
+    store.submit("alice", first.item_id, "B", "marginally_better")
+    assert [(r.meta["item_id"], r.level) for r in store.export()] == [(first.item_id, "marginally_better")]
+    assert store.claim_next("alice").item_id == second.item_id
+    assert store.undo_last("bob") is None
+
+
+def test_skip_needs_a_reason_and_frees_the_slot_for_others(store):
+    store.import_items(make_items(1), overlap=1)
+    claim = store.claim_next("alice")
+    with pytest.raises(ValidationError, match="give a reason"):
+        store.skip("alice", claim.item_id, "  ")
+    store.skip("alice", claim.item_id, "cannot judge code")
+    assert store.claim_next("alice") is None  # not offered again
+    assert store.claim_next("bob").item_id == claim.item_id
+    assert store.stats()["skipped"] == 1
+
+
+def test_flag_only_items_the_annotator_was_given(store):
+    store.import_items(make_items(2), overlap=1)
+    claim = store.claim_next("alice")
+    store.flag("alice", claim.item_id, "prompt is garbled")
+    with pytest.raises(NotClaimedError, match="never given"):
+        store.flag("alice", "it001", "probing")
+    assert [f["reason"] for f in store.flags()] == ["prompt is garbled"]
+    store.submit("alice", claim.item_id, "A", "better")  # flagging does not skip
+
+
+def test_audit_log_records_every_action_and_is_append_only(store):
+    store.import_items(make_items(2), overlap=1)
+    c = store.claim_next("alice")
+    store.flag("alice", c.item_id, "odd")
+    store.submit("alice", c.item_id, "A", "better")
+    store.undo_last("alice")
+    store.claim_next("alice")
+    store.skip("alice", c.item_id, "unsure")
+    actions = [a["action"] for a in store.audit_log("alice")]
+    assert actions == ["add_user", "claim", "flag", "submit", "undo", "skip"]
+    conn = sqlite3.connect(store.path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM audit")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE audit SET action = 'x'")
+
+
+def test_quota_limits_submissions_per_annotator(tmp_path):
+    store = new_store(tmp_path / "s.sqlite", quota=1)
+    store.import_items(make_items(3), overlap=1)
+    store.submit("alice", store.claim_next("alice").item_id, "A", "better")
+    assert store.claim_next("alice") is None
+    assert store.claim_next("bob") is not None
+
+
+def test_import_is_idempotent_and_refuses_conflicting_ids(store, tmp_path):
+    assert store.import_items(make_items(3), overlap=2) == {"added": 3, "existing": 0}
+    assert store.import_items(make_items(3), overlap=2) == {"added": 0, "existing": 3}
+    changed = make_items(4)
+    changed[0].response_a = "Answer: 999"
+    with pytest.raises(ValidationError, match="already exists"):
+        store.import_items(changed, overlap=2)
+    assert store.count_items() == 3  # the new it003 was not written either
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "prompt": "hi", "responses": ["only one"]}\n')
+    with pytest.raises(ItemError, match=r"bad.jsonl:1: field 'responses'"):
+        read_items(bad)
+
+
+def test_round_filter_hands_out_only_that_rounds_items(store):
+    store.import_items(make_items(2, prefix="r1-", round=1) + make_items(2, prefix="r2-", round=2), overlap=1)
+    assert store.claim_next("alice", round=2).item_id.startswith("r2-")
+    assert store.count_items(round=1) == 2 and store.count_completed(round=2) == 0
+
+
+def test_concurrent_claims_from_threads_never_double_assign(tmp_path):
+    store = new_store(tmp_path / "s.sqlite", users=())
+    names = [f"user{k}" for k in range(8)]
+    for name in names:
+        store.ensure_user(name)
+    store.import_items(make_items(30), overlap=2)
+    done: dict[str, list[str]] = {name: [] for name in names}
+
+    def work(name):
+        while (claim := store.claim_next(name)) is not None:
+            store.submit(name, claim.item_id, "A", "better")
+            done[name].append(claim.item_id)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    per_item: dict[str, int] = {}
+    for name, items in done.items():
+        assert len(items) == len(set(items))  # nobody twice
+        for item in items:
+            per_item[item] = per_item.get(item, 0) + 1
+    assert per_item == {f"it{k:03d}": 2 for k in range(30)}  # exactly overlap each
+    assert len(store.export()) == 60
+
+
+def _process_worker(path: str, name: str, queue) -> None:
+    store = Store(path)
+    items = []
+    while (claim := store.claim_next(name)) is not None:
+        store.submit(name, claim.item_id, "A", "better")
+        items.append(claim.item_id)
+    queue.put((name, items))
+
+
+def test_concurrent_claims_from_processes_never_double_assign(tmp_path):
+    store = new_store(tmp_path / "s.sqlite", users=())
+    names = [f"proc{k}" for k in range(4)]
+    for name in names:
+        store.ensure_user(name)
+    store.import_items(make_items(24), overlap=1)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_process_worker, args=(str(store.path), n, queue)) for n in names]
+    for p in procs:
+        p.start()
+    results = dict(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    handed = [item for items in results.values() for item in items]
+    assert sorted(handed) == [f"it{k:03d}" for k in range(24)]  # each item once, none lost
+    assert store.count_completed() == 24
+
+
+def test_add_user_validates_names_and_passwords(store):
+    with pytest.raises(ValidationError, match="user name"):
+        store.add_user("bad name!", "long-enough")
+    with pytest.raises(ValidationError, match="at least 8"):
+        store.add_user("eve", "short")
+    with pytest.raises(StoreError, match="already exists"):
+        store.add_user("alice", "another-password")
+    store.add_user("alice", "another-password", update=True)
+    assert store.verify_user("alice", "another-password")
