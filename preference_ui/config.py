@@ -20,6 +20,8 @@ class AnnotationConfig:
     lease_seconds: int = field(900, "how long a claimed item stays reserved for its annotator")
     quota: int = field(0, "most submissions per annotator (0: no limit)")
     max_edit_chars: int = field(20000, "longest accepted edit of a chosen response, in characters")
+    human_share: float = field(0.5, "mixed mode: share of each round's items left to people (the simulated annotator answers the rest)")
+    human_quota: int = field(0, "human and mixed modes: items people must complete before the round goes on (0: all their items)")
     edit_prob: float = field(0.1, "simulated annotator: chance of editing the chosen response into the reference solution")
     noise: float = field(0.05, "simulated annotator: chance of picking the worse response, as people err")
     simulated_user: str = field("simulated", "account name of the simulated annotator")
@@ -37,7 +39,9 @@ class AnnotationConfig:
             raise ConfigError("quota: must be 0 (no limit) or positive")
         if self.max_edit_chars < 1:
             raise ConfigError("max_edit_chars: must be positive")
-        for name in ("edit_prob", "noise"):
+        if self.human_quota < 0:
+            raise ConfigError("human_quota: must be 0 (all) or positive")
+        for name in ("edit_prob", "noise", "human_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: must be a probability in [0, 1]")
         if not 0 <= self.port <= 65535:

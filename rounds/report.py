@@ -52,7 +52,7 @@ def plots(run, out_dir: Path) -> dict[str, str]:
     ev = run.evaluation()
     if not ev.empty:
         fig, ax = plt.subplots(figsize=(7, 4))
-        rounds = ev[ev["round"] > 0]
+        rounds = ev[(ev["round"] > 0) & ~ev["model"].str.endswith("_sft")]
         for family, part in rounds.groupby("family"):
             line, = ax.plot(part["round"], part["accuracy"], marker="o", label=family)
             base = ev[(ev["model"] == "base") & (ev["family"] == family)]["accuracy"]

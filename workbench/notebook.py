@@ -98,17 +98,19 @@ class Run:
         return pd.DataFrame([p.to_dict() for p in read_jsonl(path)])
 
     def evaluation(self):
-        """Task-world accuracy per family for the base, the bootstrap and every round's policy."""
+        """Task-world accuracy per family: base, bootstrap, and every round's SFT model and policy."""
         import pandas as pd
 
-        rows = []
+        sources = [("base", 0, self.dir.bootstrap / "base_eval.json"), ("bootstrap", 0, self.dir.bootstrap / "eval.json")]
         for info in self.stages():
-            path = info.path / "eval.json"
+            if info.stage == "policy":
+                sources += [(f"round_{info.round:02d}_sft", info.round, info.path / "sft_eval.json"),
+                            (f"round_{info.round:02d}", info.round, info.path / "eval.json")]
+        rows = []
+        for model, n, path in sources:
             if path.exists():
-                result = json.loads(path.read_text())
-                for family, acc in result.get("per_family", {}).items():
-                    rows.append({"model": info.stage if info.round is None else f"round_{info.round:02d}",
-                                 "round": info.round or 0, "family": family, "accuracy": acc})
+                for family, acc in json.loads(path.read_text())["per_family"].items():
+                    rows.append({"model": model, "round": n, "family": family, "accuracy": acc})
         return pd.DataFrame(rows, columns=["model", "round", "family", "accuracy"])
 
 

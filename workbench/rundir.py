@@ -1,7 +1,7 @@
 """The run directory: its path contract, atomic writes, and per-stage ``manifest.json``.
 
 A stage is a folder holding its outputs and a manifest whose ``status`` is ``running``, ``done`` or
-``failed``. Only :meth:`Stage.__exit__` on success writes ``done``, always last and atomically, so a
+``failed`` (or ``waiting``: stopped cleanly until outside work, such as human annotations, is in). Only :meth:`Stage.__exit__` on success writes ``done``, always last and atomically, so a
 crash never leaves a manifest saying ``done``. Inputs are recorded with content hashes.
 """
 
@@ -116,6 +116,10 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
     return f"{commit}-dirty" if commit and dirty else (commit or None)
 
 
+class StageWaiting(Exception):
+    """Raised inside a stage that stops cleanly to wait for outside work (e.g. human annotations)."""
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -205,6 +209,8 @@ class Stage:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
             atomic_write_json(self.manifest_path, self._manifest("done"))
+        elif issubclass(exc_type, StageWaiting):
+            atomic_write_json(self.manifest_path, self._manifest("waiting", waiting_for=str(exc)))
         else:
             error = "".join(traceback.format_exception_only(exc_type, exc)).strip()
             atomic_write_json(self.manifest_path, self._manifest("failed", error=error))
