@@ -1,0 +1,85 @@
+"""`workbench reward train` and `workbench reward score`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from workbench.cli import add_config_args, load_args_config
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register `workbench reward ...`."""
+    reward = sub.add_parser("reward", help="train a reward model on preferences, or score responses with one")
+    reward_sub = reward.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    train = reward_sub.add_parser("train", help="train a reward model (HF sequence classification) on preference JSONL")
+    add_config_args(train)
+    train.add_argument("--base", required=True, help="pretrained base model folder (HF format)")
+    train.add_argument("--prefs", required=True, nargs="+", help="preference JSONL file(s) (workbench.preferences)")
+    train.add_argument("--heldout", nargs="+", help="held-out preference JSONL (default: reward.heldout_fraction of the prompts)")
+    train.add_argument("--out", required=True, help="output folder: model, tokenizer and manifest.json")
+    train.add_argument("--seed", type=int, help="training seed (default: the config's seed)")
+    train.set_defaults(func=_train)
+
+    score = reward_sub.add_parser("score", help="score (prompt, response) records with a reward model")
+    score.add_argument("--model", required=True, help="reward model folder")
+    score.add_argument("--input", required=True,
+                       help='JSONL with "prompt" (chat messages or a string) and "response" per line')
+    score.add_argument("--out", help="output JSONL: each input record plus \"score\" (default: stdout)")
+    score.add_argument("--device", default="cpu")
+    score.add_argument("--batch-size", type=int, default=32)
+    score.set_defaults(func=_score)
+
+
+def _train(args) -> int:
+    from reward.train import train_reward_model
+    from workbench.rundir import Stage
+
+    cfg = load_args_config(args)
+    out = Path(args.out)
+    inputs = {"base": args.base, **{f"prefs_{i}": p for i, p in enumerate(args.prefs)},
+              **{f"heldout_{i}": p for i, p in enumerate(args.heldout or [])}}
+    with Stage(out, "reward", config=cfg.reward, inputs=inputs) as st:
+        st.metrics.update(train_reward_model(cfg, args.prefs, args.base, out, heldout=args.heldout,
+                                             seed=cfg.seed if args.seed is None else args.seed))
+        st.output("model", out)
+    print(json.dumps(st.metrics, indent=2))
+    return 0
+
+
+def read_score_input(path: str | Path) -> list[dict]:
+    """Records with a prompt (messages, or a string taken as one user turn) and a response; errors name the record."""
+    from workbench import chat
+    from workbench.jsonl import iter_jsonl
+
+    records = []
+    for i, record in enumerate(iter_jsonl(path), 1):
+        if not isinstance(record, dict) or not isinstance(record.get("response"), str) \
+                or not isinstance(record.get("prompt"), (str, list)):
+            raise ValueError(f"{path}: record {i}: expected an object with \"prompt\" (messages or string) "
+                             "and \"response\" (string)")
+        if isinstance(record["prompt"], str):
+            record["prompt"] = chat.user_prompt(record["prompt"])
+        records.append(record)
+    return records
+
+
+def _score(args) -> int:
+    from reward.scoring import RewardScorer
+    from workbench.jsonl import write_jsonl
+
+    records = read_score_input(args.input)
+    scorer = RewardScorer(args.model, device=args.device, batch_size=args.batch_size)
+    try:
+        scores = scorer.score([r["prompt"] for r in records], [r["response"] for r in records])
+    finally:
+        scorer.close()
+    scored = [{**r, "score": s} for r, s in zip(records, scores)]
+    if args.out:
+        write_jsonl(scored, args.out)
+    else:
+        sys.stdout.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in scored)
+    return 0

@@ -1,0 +1,135 @@
+"""Multi-response rows for TRL's RewardTrainer: block mask, collator, and a loss over every ranked pair.
+
+A packed row is ``prompt | response_a | response_b [| response_c]``. Each response attends only
+to the prompt and to itself (a 4D block mask; position ids alone do not isolate segments in
+transformers 5.19), its positions continue from the prompt's end, and its score is read at its
+last token, so a response scores exactly as it does alone. The mask is additive float (0 or the
+dtype's minimum): sdpa and eager attention both accept that form, eager does not accept boolean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from trl import RewardTrainer
+from trl.trainer.utils import pad
+
+from reward.data import PACKED_COLUMNS
+
+
+def bradley_terry_loss(better: torch.Tensor, worse: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of -log sigmoid(r_better - r_worse - margin) over pairs (margin: Llama 2, none: Llama 3)."""
+    diff = better - worse
+    if margin is not None:
+        diff = diff - margin
+    return -F.logsigmoid(diff).mean()
+
+
+def block_mask(segment_ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Additive [batch, 1, T, T] mask: causal, and a response (segment >= 1) sees only the prompt (0) and itself.
+
+    Padding (segment -1) attends to itself only, so no row of the softmax is empty.
+    """
+    T = segment_ids.shape[-1]
+    q, k = segment_ids[:, :, None], segment_ids[:, None, :]
+    causal = torch.ones(T, T, dtype=torch.bool, device=segment_ids.device).tril()
+    allowed = causal & ((q == k) | ((k == 0) & (q >= 0)))
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=segment_ids.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+
+
+def response_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                    ends: torch.Tensor) -> torch.Tensor:
+    """Scores [batch, K] read at token positions ``ends`` [batch, K] (entries < 0 give 0 and are ignored).
+
+    Goes through the model's own forward (so wrappers such as DDP see the call) and applies its
+    ``score`` head to the final hidden states at the requested positions.
+    """
+    outputs = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                    output_hidden_states=True, use_cache=False)
+    hidden = outputs.hidden_states[-1]  # the final-norm output (transformers ties it to last_hidden_state)
+    rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
+    picked = hidden[rows, ends.clamp(min=0)]  # [batch, K, hidden]
+    head = getattr(model, "module", model).score
+    return head(picked).squeeze(-1).masked_fill(ends < 0, 0.0)
+
+
+@dataclass
+class RankedRowsCollator:
+    """Pads packed rows on the right and lists every ranked pair of each row as flat (better, worse) indices."""
+
+    pad_token_id: int
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Batch of packed rows -> padded tensors plus ``pairs`` [N, 2] into the flattened [batch*K] scores."""
+        k = max(len(ex["ends"]) for ex in examples)
+        pairs, margins = [], []
+        for b, ex in enumerate(examples):
+            ranks = ex["ranks"]
+            for i, ri in enumerate(ranks):
+                for j, rj in enumerate(ranks):
+                    if ri < rj:
+                        pairs.append((b * k + i, b * k + j))
+                        margins.append(ex["margin"])
+        tensor = lambda key: [torch.tensor(ex[key], dtype=torch.long) for ex in examples]  # noqa: E731
+        return {
+            "input_ids": pad(tensor("input_ids"), padding_value=self.pad_token_id, padding_side="right"),
+            "position_ids": pad(tensor("position_ids"), padding_value=0, padding_side="right"),
+            "segment_ids": pad(tensor("segment_ids"), padding_value=-1, padding_side="right"),
+            "ends": pad(tensor("ends"), padding_value=-1, padding_side="right"),
+            "pairs": torch.tensor(pairs, dtype=torch.long).reshape(-1, 2),
+            "margin": torch.tensor(margins, dtype=torch.float),
+        }
+
+
+class RankedRowsRewardTrainer(RewardTrainer):
+    """TRL's RewardTrainer on packed multi-response rows (Llama 3): one forward per prompt, loss over all pairs.
+
+    Takes the dataset of :func:`reward.data.packed_rows` and :class:`RankedRowsCollator`; logs
+    the same metrics as RewardTrainer (accuracy, margin, rewards, tokens) over every pair.
+    """
+
+    def __init__(self, *args, use_margin: bool = False, **kwargs):
+        self.use_margin = use_margin
+        super().__init__(*args, **kwargs)
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        """Rows come tokenized and length-filtered from :func:`reward.data.packed_rows`."""
+        return dataset
+
+    def _set_signature_columns_if_needed(self):
+        if self._signature_columns is None:
+            self._signature_columns = list(PACKED_COLUMNS)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Bradley-Terry loss over every ranked pair of every row in the batch."""
+        mode = "train" if self.model.training else "eval"
+        dtype = next(model.parameters()).dtype
+        mask = block_mask(inputs["segment_ids"], dtype)
+        scores = response_scores(model, inputs["input_ids"], mask, inputs["position_ids"], inputs["ends"])
+        flat = scores.reshape(-1)
+        better, worse = flat[inputs["pairs"][:, 0]], flat[inputs["pairs"][:, 1]]
+        loss = bradley_terry_loss(better, worse, inputs["margin"] if self.use_margin else None)
+        if self.args.center_rewards_coefficient is not None:
+            valid = flat[inputs["ends"].reshape(-1) >= 0]
+            loss = loss + self.args.center_rewards_coefficient * torch.mean(valid**2)
+        self._log_metrics(mode, inputs, flat[inputs["ends"].reshape(-1) >= 0], better, worse)
+        return (loss, {"scores": scores}) if return_outputs else loss
+
+    def _log_metrics(self, mode: str, inputs, rewards, better, worse) -> None:
+        if mode == "train":
+            tokens = (inputs["segment_ids"] >= 0).sum()
+            self._total_train_tokens += self.accelerator.gather_for_metrics(tokens).sum().item()
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        with torch.no_grad():
+            rewards = self.accelerator.gather_for_metrics(rewards)
+            self._metrics[mode]["min_reward"].append(rewards.min().item())
+            self._metrics[mode]["mean_reward"].append(rewards.mean().item())
+            self._metrics[mode]["max_reward"].append(rewards.max().item())
+            accuracy = self.accelerator.gather_for_metrics((better > worse).float().mean()).mean().item()
+            self._metrics[mode]["accuracy"].append(accuracy)
+            margin = self.accelerator.gather_for_metrics((better - worse).mean()).mean().item()
+            self._metrics[mode]["margin"].append(margin)
