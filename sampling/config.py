@@ -3,15 +3,44 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from workbench.config_base import field
+from workbench.config_base import ConfigError, field
 
 
 @dataclass
 class SamplingConfig:
-    """Generation backend and rejection-sampling settings."""
+    """Generation backend and rejection-sampling settings.
+
+    The vLLM fields (tensor_parallel_size, gpu_memory_utilization, max_model_len, kv_cache_space_gib,
+    enforce_eager) are passed through to ``vllm.LLM``; the transformers backend ignores them.
+    """
 
     backend: Literal["vllm", "transformers"] = field("vllm", "generation backend")
     k: int = field(8, "samples per prompt (Llama 3: 10 to 30)")
     temperature: float = field(1.0, "sampling temperature")
     top_p: float = field(1.0, "nucleus sampling threshold")
     max_new_tokens: int = field(128, "most tokens generated per sample")
+    system_prompts: list[str] = field([], "system prompts steering tone and format; one drawn per prompt (seeded), none when empty")
+    verify_tasks: bool = field(True, "drop samples that fail the task-world verifier before selection (prompts carrying a task)")
+    shard_size: int = field(64, "prompts per shard; a finished shard is never redone after a crash")
+    batch_size: int = field(16, "prompts per transformers.generate call (each expands to k rows)")
+    reward_batch_size: int = field(32, "(prompt, response) pairs the reward model scores together")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field("auto", "weights dtype (auto: float32 on the CPU, bfloat16 on CUDA)")
+    tensor_parallel_size: int = field(1, "vLLM: GPUs the policy is split over")
+    gpu_memory_utilization: float = field(0.9, "vLLM: fraction of GPU memory for weights and KV cache")
+    max_model_len: int | None = field(None, "vLLM: longest prompt + response (null: the model's maximum)")
+    kv_cache_space_gib: float | None = field(None, "vLLM on the CPU: KV cache size in GiB (sets VLLM_CPU_KVCACHE_SPACE; null: vLLM's default or the environment)")
+    enforce_eager: bool = field(True, "vLLM: no CUDA graphs / torch.compile (faster start-up; set false on GPUs for throughput)")
+
+    def validate(self) -> None:
+        """Check ranges."""
+        if self.k < 1:
+            raise ConfigError("k: must be at least 1")
+        if self.temperature < 0:
+            raise ConfigError("temperature: must be >= 0 (0 is greedy)")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError("top_p: must be in (0, 1]")
+        for name in ("max_new_tokens", "shard_size", "batch_size", "reward_batch_size", "tensor_parallel_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError("gpu_memory_utilization: must be in (0, 1]")

@@ -1,0 +1,341 @@
+"""Rejection sampling (Llama 3): K samples per prompt from the policy, the reward model keeps the best.
+
+The stage runs in two phases so that the policy and the reward model are never in memory together:
+
+1. generate: the prompts are cut into shards of ``shard_size``; each shard's K samples per prompt are
+   written to ``generations/shard_NNNNN.jsonl`` (atomically). Then the backend is closed.
+2. score: the reward model scores every candidate of a shard in batches, the verifier (if any) marks
+   failing samples, the best passing sample per prompt is chosen, and the shard is written to
+   ``candidates/shard_NNNNN.parquet`` followed by its record ``shards/shard_NNNNN.json``.
+
+A shard counts as finished only once its file (phase 1) or its record (phase 2) exists; every write is
+a temp file plus rename. Killing the stage and running it again therefore redoes at most one shard per
+phase and never loses or duplicates a prompt. ``plan.json`` pins the prompts and the sampling settings:
+resuming with different ones is refused (use ``force``). Stage folder, when done::
+
+    samples/manifest.json               status, inputs, outputs, metrics (RunDir.stage)
+    samples/candidates/*.parquet        every candidate: a `datasets` dataset (see FEATURES)
+    samples/shards/shard_NNNNN.json     each shard's record (prompt ids, timings, counts)
+    samples/sft.jsonl                   the best response per prompt, as SFT messages
+
+Open the candidates in a notebook with
+``datasets.load_dataset("parquet", data_files="samples/candidates/*.parquet", split="train")``.
+
+A system prompt drawn from ``system_prompts`` steers sampling only: the reward model scores, and
+``sft.jsonl`` keeps, the response to the prompt as given, so SFT teaches the steered tone unprompted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from workbench.config_base import ConfigError, to_dict
+from workbench.data.corpus import read_jsonl
+from workbench.rundir import RunDir, atomic_write_json, atomic_write_text, hash_path, read_manifest
+
+logger = logging.getLogger(__name__)
+
+Verifier = Callable[[dict, str], "bool | None"]  # (prompt record, response) -> passed; None: not checked
+
+CANDIDATES, SHARDS, GENERATIONS, SFT_FILE, PLAN_FILE = "candidates", "shards", "generations", "sft.jsonl", "plan.json"
+# Settings that fix which samples a shard holds; resuming with other values would mix two experiments.
+PLANNED = ("k", "temperature", "top_p", "max_new_tokens", "system_prompts", "shard_size")
+
+
+def features():
+    """The schema of the candidates dataset (one row per sample)."""
+    from datasets import Features, List, Value
+
+    return Features({
+        "prompt_id": Value("string"),  # the prompt's id from the prompts file (as a string)
+        "shard": Value("int32"),
+        "sample_index": Value("int32"),  # 0..k-1 within the prompt
+        "messages": List({"role": Value("string"), "content": Value("string")}),  # the prompt as given
+        "system_prompt": Value("string"),  # the steering system prompt sampled with, or null
+        "text": Value("string"),  # the response
+        "num_tokens": Value("int32"),  # generated tokens, the stop token included
+        "finish_reason": Value("string"),  # stop | length
+        "gen_time_s": Value("float64"),  # the shard's generation wall time per prompt (shared by its k samples)
+        "score": Value("float64"),  # the reward model's score
+        "verified": Value("bool"),  # the verifier's result, null when not checked
+        "chosen": Value("bool"),  # the kept sample of its prompt
+    })
+
+
+# -- prompts ---------------------------------------------------------------------------------------
+
+def read_prompts(path: str | Path) -> list[dict]:
+    """Prompt records ``{"id", "messages", "task"}`` from JSONL; ids must be unique (kept as strings)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: prompts file not found")
+    records, seen = [], set()
+    for number, record in enumerate(read_jsonl(path), 1):
+        where = f"{path}: record {number}"
+        if not isinstance(record, dict) or "id" not in record or not isinstance(record.get("messages"), list):
+            raise ValueError(f'{where}: expected {{"id": ..., "messages": [...], "task": ...}}')
+        if not record["messages"] or not all(isinstance(m, dict) and {"role", "content"} <= m.keys()
+                                             for m in record["messages"]):
+            raise ValueError(f"{where}: messages must be a non-empty list of {{role, content}}")
+        record["id"] = str(record["id"])
+        if record["id"] in seen:
+            raise ValueError(f"{where}: duplicate prompt id {record['id']!r}")
+        seen.add(record["id"])
+        records.append(record)
+    if not records:
+        raise ValueError(f"{path}: no prompts")
+    return records
+
+
+def draw_system_prompt(prompt_id: str, system_prompts: list[str], seed: int) -> str | None:
+    """The steering system prompt of one prompt: seeded by (seed, prompt id), so a resume draws the same."""
+    if not system_prompts:
+        return None
+    return random.Random(f"{seed}:{prompt_id}").choice(system_prompts)
+
+
+def steer(messages: list[dict], system: str | None) -> list[dict]:
+    """``messages`` sampled under ``system`` (a prompt with its own system message keeps it)."""
+    if system is None or messages[0]["role"] == "system":
+        return messages
+    return [{"role": "system", "content": system}, *messages]
+
+
+def task_verifier(record: dict, response: str) -> bool | None:
+    """The task world's check when the prompt record carries a task; None (not checked) otherwise."""
+    if not record.get("task"):
+        return None
+    from workbench.tasks import Task, verify
+
+    return bool(verify(Task.from_dict(record["task"]), response).correct)
+
+
+# -- the two phases, one shard at a time -----------------------------------------------------------
+
+def generate_shard(backend, records: list[dict], cfg, seed: int) -> list[dict]:
+    """K samples per prompt record, as rows (prompt id, sample index, text, length, timing)."""
+    systems = [draw_system_prompt(r["id"], cfg.system_prompts, seed) for r in records]
+    start = time.perf_counter()
+    generations = backend.generate([steer(r["messages"], s) for r, s in zip(records, systems)], n=cfg.k,
+                                   temperature=cfg.temperature, top_p=cfg.top_p,
+                                   max_new_tokens=cfg.max_new_tokens, seed=seed)
+    per_prompt = (time.perf_counter() - start) / len(records)
+    return [{"prompt_id": r["id"], "sample_index": i, "system_prompt": s, "text": g.text,
+             "num_tokens": g.num_tokens, "finish_reason": g.finish_reason, "gen_time_s": per_prompt}
+            for r, s, gens in zip(records, systems, generations) for i, g in enumerate(gens)]
+
+
+def select_best(rows: list[dict]) -> None:
+    """Mark, per prompt, the highest-scoring sample that did not fail the verifier as ``chosen``."""
+    best: dict[str, dict] = {}
+    for row in rows:
+        row["chosen"] = False
+        if row["verified"] is False:
+            continue
+        current = best.get(row["prompt_id"])
+        if current is None or row["score"] > current["score"]:
+            best[row["prompt_id"]] = row
+    for row in best.values():
+        row["chosen"] = True
+
+
+def score_shard(rows: list[dict], records: dict[str, dict], scorer, verifier: Verifier | None) -> None:
+    """Verify, score (in the scorer's batches) and select within one shard's rows, in place."""
+    for row in rows:
+        row["verified"] = verifier(records[row["prompt_id"]], row["text"]) if verifier else None
+    scores = scorer.score([records[row["prompt_id"]]["messages"] for row in rows], [row["text"] for row in rows])
+    for row, score in zip(rows, scores):
+        row["score"] = float(score)
+    select_best(rows)
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+def shard_name(index: int) -> str:
+    """``shard_00007``."""
+    return f"shard_{index:05d}"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """JSON lines, atomically."""
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def write_parquet(path: Path, rows: list[dict]) -> None:
+    """Rows as a parquet file with the candidates schema, through a temp file and a rename."""
+    from datasets import Dataset
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        Dataset.from_list(rows, features=features()).to_parquet(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temps(out: Path) -> None:
+    """Temp files a killed run left behind (never renamed, so never counted)."""
+    for folder in (out / GENERATIONS, out / CANDIDATES, out / SHARDS):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+
+
+def check_plan(out: Path, plan: dict) -> None:
+    """Write ``plan.json``, or check that a resumed run uses the same prompts and settings."""
+    path = out / PLAN_FILE
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in plan if old.get(k) != plan[k])
+        if changed:
+            raise ConfigError(
+                f"{out}: an earlier, unfinished run used other {', '.join(changed)} "
+                f"({', '.join(f'{k}={old.get(k)!r}' for k in changed)}); rerun with the same settings to "
+                "resume, or force a fresh start (workbench sample --force)"
+            )
+    else:
+        atomic_write_json(path, plan)
+
+
+def clear(out: Path) -> None:
+    """Remove this stage's earlier outputs (for a forced rerun); nothing else in the folder."""
+    for name in (GENERATIONS, CANDIDATES, SHARDS):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in (SFT_FILE, PLAN_FILE):
+        (out / name).unlink(missing_ok=True)
+
+
+# -- the stage -------------------------------------------------------------------------------------
+
+def run_rejection_sampling(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir, *, seed: int,
+                           verifier: Verifier | None = None, backend=None, scorer=None,
+                           device: str = "auto", force: bool = False) -> dict[str, Any]:
+    """Rejection-sample ``prompts_path`` with the policy and reward model into the stage folder ``out_dir``.
+
+    ``verifier`` (prompt record, response) -> bool drops failing samples before selection; by default
+    (``sampling.verify_tasks``) prompts that carry a task are checked by the task world. ``backend`` and
+    ``scorer`` replace the ones built from ``policy_dir``/``reward_dir`` (and are then not closed here).
+    A stage already ``done`` returns its metrics unless ``force``. Returns the metrics.
+    """
+    cfg, out = sampling_cfg, Path(out_dir)
+    if force:
+        clear(out)
+    elif (manifest := read_manifest(out)) and manifest.get("status") == "done":
+        logger.info("%s is done; skipping (force to redo)", out)
+        return manifest["metrics"]
+    if verifier is None and cfg.verify_tasks:
+        verifier = task_verifier
+    records = read_prompts(prompts_path)
+    shards = [records[i:i + cfg.shard_size] for i in range(0, len(records), cfg.shard_size)]
+    inputs = {"policy": policy_dir, "reward": reward_dir, "prompts": prompts_path}
+    with RunDir(out.parent).stage(out.name, config=cfg, inputs={k: v for k, v in inputs.items() if v}) as stage:
+        check_plan(out, {"prompts": hash_path(prompts_path), "seed": seed,
+                         **{k: to_dict(getattr(cfg, k)) for k in PLANNED}})
+        remove_stale_temps(out)
+        generate_all(cfg, policy_dir, shards, out, seed=seed, backend=backend, device=device)
+        score_all(cfg, reward_dir, shards, out, verifier=verifier, scorer=scorer, device=device)
+        stage.metrics.update(finish(out, len(shards)))
+        stage.output("candidates", out / CANDIDATES)
+        stage.output("sft", out / SFT_FILE)
+        stage.extra["data_files"] = f"{CANDIDATES}/*.parquet"
+    return stage.metrics
+
+
+def shard_seed(seed: int, index: int) -> int:
+    """A seed per shard, so a resumed shard samples what it would have sampled in one go."""
+    return random.Random(f"{seed}:shard:{index}").randrange(2**31)
+
+
+def generate_all(cfg, policy_dir, shards: list[list[dict]], out: Path, *, seed: int, backend, device: str) -> None:
+    """Phase 1: generate every shard that has no generations file yet; start the engine only if needed."""
+    from sampling.backends import make_backend
+
+    todo = [i for i in range(len(shards))
+            if not (out / GENERATIONS / f"{shard_name(i)}.jsonl").exists()
+            and not (out / SHARDS / f"{shard_name(i)}.json").exists()]
+    if not todo:
+        return
+    owned = backend is None
+    backend = make_backend(cfg, policy_dir, device=device) if owned else backend
+    try:
+        for i in todo:
+            rows = generate_shard(backend, shards[i], cfg, shard_seed(seed, i))
+            write_jsonl(out / GENERATIONS / f"{shard_name(i)}.jsonl", rows)
+            logger.info("generated %s (%d prompts, %d samples)", shard_name(i), len(shards[i]), len(rows))
+    finally:
+        if owned:
+            backend.close()
+
+
+def score_all(cfg, reward_dir, shards: list[list[dict]], out: Path, *, verifier, scorer, device: str) -> None:
+    """Phase 2: score, verify and select every generated shard that has no record yet."""
+    todo = [i for i in range(len(shards)) if not (out / SHARDS / f"{shard_name(i)}.json").exists()]
+    if not todo:
+        return
+    owned = scorer is None
+    if owned:
+        from reward.scoring import RewardScorer
+        from sampling.backends import resolve_device
+
+        scorer = RewardScorer(reward_dir, device=resolve_device(device), batch_size=cfg.reward_batch_size)
+    (out / CANDIDATES).mkdir(parents=True, exist_ok=True)
+    try:
+        for i in todo:
+            rows = list(read_jsonl(out / GENERATIONS / f"{shard_name(i)}.jsonl"))
+            by_id = {r["id"]: r for r in shards[i]}
+            start = time.perf_counter()
+            score_shard(rows, by_id, scorer, verifier)
+            score_time = time.perf_counter() - start
+            for row in rows:
+                row.update(shard=i, messages=by_id[row["prompt_id"]]["messages"])
+            write_parquet(out / CANDIDATES / f"{shard_name(i)}.parquet", rows)
+            checked = [r["verified"] for r in rows if r["verified"] is not None]
+            atomic_write_json(out / SHARDS / f"{shard_name(i)}.json", {
+                "shard": i, "prompt_ids": list(by_id), "num_candidates": len(rows),
+                "num_tokens": sum(r["num_tokens"] for r in rows),
+                "gen_time_s": sum(r["gen_time_s"] for r in rows) / cfg.k, "score_time_s": score_time,
+                "verifier_checked": len(checked), "verifier_passed": sum(checked),
+            })
+            logger.info("scored %s", shard_name(i))
+    finally:
+        if owned and hasattr(scorer, "close"):
+            scorer.close()
+
+
+def finish(out: Path, num_shards: int) -> dict[str, Any]:
+    """Write ``sft.jsonl`` from the chosen candidates, drop the generations, and return the metrics."""
+    import pyarrow.parquet as pq
+
+    columns = ["prompt_id", "messages", "text", "num_tokens", "finish_reason", "score", "verified", "chosen"]
+    rows = [row for i in range(num_shards)
+            for row in pq.read_table(out / CANDIDATES / f"{shard_name(i)}.parquet", columns=columns).to_pylist()]
+    chosen = [r for r in rows if r["chosen"]]
+    write_jsonl(out / SFT_FILE, [{"messages": [*r["messages"], {"role": "assistant", "content": r["text"]}],
+                                  "prompt_id": r["prompt_id"], "score": r["score"]} for r in chosen])
+    shutil.rmtree(out / GENERATIONS, ignore_errors=True)
+    records = [json.loads((out / SHARDS / f"{shard_name(i)}.json").read_text()) for i in range(num_shards)]
+    gen_time = sum(r["gen_time_s"] for r in records)
+    checked = sum(r["verifier_checked"] for r in records)
+    prompts = {r["prompt_id"] for r in rows}
+    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
+    return {
+        "num_prompts": len(prompts),
+        "num_candidates": len(rows),
+        "num_selected": len(chosen),
+        "prompts_without_passing_sample": len(prompts) - len(chosen),
+        "mean_score_all": mean([r["score"] for r in rows]),
+        "mean_score_selected": mean([r["score"] for r in chosen]),
+        "verifier_pass_rate": sum(r["verifier_passed"] for r in records) / checked if checked else None,
+        "mean_tokens": mean([r["num_tokens"] for r in rows]),
+        "stop_rate": mean([r["finish_reason"] == "stop" for r in rows]),
+        "generation_time_s": gen_time,
+        "scoring_time_s": sum(r["score_time_s"] for r in records),
+        "samples_per_s": len(rows) / gen_time if gen_time else None,
+        "tokens_per_s": sum(r["num_tokens"] for r in rows) / gen_time if gen_time else None,
+    }

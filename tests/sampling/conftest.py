@@ -1,0 +1,31 @@
+"""Fixtures of the sampling tests: backends on the session's tiny model and a tiny reward model."""
+
+from __future__ import annotations
+
+import pytest
+
+from sampling_helpers import save_tiny_reward_model
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_dir(tmp_path_factory, tiny_model_dir):
+    """A random one-label reward model (LlamaForSequenceClassification) on the tiny model's config."""
+    return save_tiny_reward_model(tiny_model_dir, tmp_path_factory.mktemp("tiny_reward"))
+
+
+@pytest.fixture(scope="session")
+def hf_backend(tiny_model_dir):
+    """The transformers backend on the tiny model, shared by the session."""
+    from sampling.backends import TransformersBackend
+
+    with TransformersBackend(tiny_model_dir, device="cpu", batch_size=4) as backend:
+        yield backend
+
+
+@pytest.fixture(scope="session")
+def vllm_backend(tiny_model_dir, vllm_engine):
+    """The vLLM backend wrapping the session's one engine (closing it leaves the engine running)."""
+    from sampling.backends import VLLMBackend
+
+    with VLLMBackend(tiny_model_dir, llm=vllm_engine) as backend:
+        yield backend

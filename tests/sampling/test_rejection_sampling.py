@@ -1,0 +1,199 @@
+"""Rejection sampling: best-of-K selection, the verifier hook, parquet output, resume after a kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sampling.config import SamplingConfig
+from sampling.rejection import check_plan, run_rejection_sampling, select_best
+from sampling_helpers import CountingBackend, TinyScorer, write_prompts
+from workbench.config_base import ConfigError
+from workbench.rundir import read_manifest
+
+HERE = Path(__file__).resolve().parent
+SYSTEMS = ["Answer in one line.", "Show your steps."]
+
+
+def cfg(**kwargs) -> SamplingConfig:
+    """A small transformers-backend config."""
+    return SamplingConfig(**{"backend": "transformers", "k": 4, "max_new_tokens": 12, "shard_size": 3,
+                             "batch_size": 3, "system_prompts": SYSTEMS, **kwargs})
+
+
+def load_candidates(out: Path):
+    """The candidates as a notebook opens them."""
+    import datasets
+
+    return datasets.load_dataset("parquet", data_files=str(out / "candidates" / "*.parquet"), split="train",
+                                 cache_dir=str(out.parent / "hf_cache"))
+
+
+def even_length(record, response):
+    """A verifier that fails about half the samples."""
+    return len(response) % 2 == 0
+
+
+def test_select_best_keeps_the_top_score_among_passing_samples():
+    rows = [{"prompt_id": "a", "score": 3.0, "verified": False}, {"prompt_id": "a", "score": 2.0, "verified": True},
+            {"prompt_id": "a", "score": 1.0, "verified": None}, {"prompt_id": "b", "score": 0.5, "verified": False}]
+    select_best(rows)
+    assert [r["chosen"] for r in rows] == [False, True, False, False]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_model_dir, tiny_reward_dir, hf_backend):
+    """One rejection-sampling run with the transformers backend, a verifier and system prompts."""
+    root = tmp_path_factory.mktemp("rs")
+    prompts = write_prompts(root / "prompts.jsonl", 7)
+    out = root / "rounds" / "round_01" / "samples"
+    metrics = run_rejection_sampling(cfg(), tiny_model_dir, tiny_reward_dir, prompts, out, seed=0,
+                                     verifier=even_length, backend=hf_backend, scorer=TinyScorer(tiny_reward_dir))
+    return out, metrics
+
+
+def test_every_candidate_is_written_as_a_parquet_dataset(finished):
+    out, metrics = finished
+    data = load_candidates(out)
+    assert len(data) == 7 * 4 == metrics["num_candidates"]
+    assert {"prompt_id", "sample_index", "text", "score", "chosen", "num_tokens", "gen_time_s", "verified",
+            "system_prompt", "messages", "finish_reason"} <= set(data.column_names)
+    assert sorted(zip(data["prompt_id"], data["sample_index"])) == [(f"p{i:03d}", j) for i in range(7) for j in range(4)]
+    assert set(data["system_prompt"]) <= set(SYSTEMS)
+    assert all(n >= 1 for n in data["num_tokens"]) and all(t > 0 for t in data["gen_time_s"])
+
+
+def test_the_kept_sample_is_the_best_scored_one_that_passes_the_verifier(finished):
+    out, metrics = finished
+    rows = load_candidates(out).to_list()
+    for pid in {r["prompt_id"] for r in rows}:
+        group = [r for r in rows if r["prompt_id"] == pid]
+        assert all(r["verified"] == even_length(None, r["text"]) for r in group)
+        passing = [r for r in group if r["verified"]]
+        chosen = [r for r in group if r["chosen"]]
+        if passing:
+            assert chosen == [max(passing, key=lambda r: r["score"])]
+        else:
+            assert chosen == []
+    assert any(not r["verified"] for r in rows), "the verifier should have dropped some samples"
+    assert metrics["verifier_pass_rate"] == pytest.approx(sum(r["verified"] for r in rows) / len(rows))
+
+
+def test_sft_file_holds_the_best_response_per_prompt(finished):
+    out, metrics = finished
+    chosen = {r["prompt_id"]: r for r in load_candidates(out).to_list() if r["chosen"]}
+    sft = [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
+    assert len(sft) == len(chosen) == metrics["num_selected"]
+    for record in sft:
+        row = chosen[record["prompt_id"]]
+        assert record["messages"] == [*row["messages"], {"role": "assistant", "content": row["text"]}]
+        assert record["score"] == row["score"]
+
+
+def test_manifest_is_done_with_metrics_and_a_rerun_skips(finished, tiny_model_dir, tiny_reward_dir):
+    out, metrics = finished
+    manifest = read_manifest(out)
+    assert manifest["status"] == "done" and manifest["metrics"] == metrics
+    rows = load_candidates(out).to_list()
+    assert metrics["mean_score_all"] == pytest.approx(sum(r["score"] for r in rows) / len(rows))
+    chosen = [r["score"] for r in rows if r["chosen"]]
+    assert metrics["mean_score_selected"] == pytest.approx(sum(chosen) / len(chosen))
+    assert metrics["samples_per_s"] > 0 and metrics["tokens_per_s"] > 0
+    assert not (out / "generations").exists()
+    again = run_rejection_sampling(cfg(), tiny_model_dir, tiny_reward_dir, out.parent.parent.parent / "prompts.jsonl",
+                                   out, seed=0, backend=object(), scorer=object())  # would fail if used
+    assert again == metrics
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, tiny_model_dir):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 2)
+    out = tmp_path / "samples"
+    check_plan(out, {"k": 4})
+    with pytest.raises(ConfigError, match="k=4"):
+        run_rejection_sampling(cfg(k=5), tiny_model_dir, None, prompts, out, seed=0, backend=object(), scorer=object())
+    assert read_manifest(out)["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_vllm_backend_feeds_rejection_sampling(tmp_path, tiny_model_dir, tiny_reward_dir, vllm_backend):
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 4)
+    metrics = run_rejection_sampling(cfg(backend="vllm", k=3), tiny_model_dir, tiny_reward_dir, prompts,
+                                     tmp_path / "samples", seed=0, backend=vllm_backend, scorer=TinyScorer(tiny_reward_dir))
+    assert metrics["num_candidates"] == 12 and metrics["num_selected"] == 4
+
+
+KILLED_RUN = """
+import sys
+sys.path.insert(0, {helpers!r})
+from sampling_helpers import TinyScorer
+from sampling.config import SamplingConfig
+from sampling.rejection import run_rejection_sampling
+if __name__ == "__main__":
+    cfg = SamplingConfig(**{cfg!r})
+    run_rejection_sampling(cfg, {policy!r}, None, {prompts!r}, {out!r}, seed=0, scorer=TinyScorer({reward!r}))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_without_losing_or_duplicating_prompts(tmp_path, tiny_model_dir, tiny_reward_dir, hf_backend):
+    settings = dict(backend="transformers", k=4, max_new_tokens=24, shard_size=2, batch_size=2, system_prompts=SYSTEMS)
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 8)
+    out = tmp_path / "samples"
+    script = tmp_path / "run.py"
+    script.write_text(KILLED_RUN.format(helpers=str(HERE), cfg=settings, policy=str(tiny_model_dir),
+                                        prompts=str(prompts), out=str(out), reward=str(tiny_reward_dir)))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=HERE.parent.parent,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    generated = out / "generations"
+    deadline = time.time() + 120
+    while not list(generated.glob("shard_*.jsonl")):  # killed once the first of four shards is written
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, "the subprocess made no progress"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(generated.glob("shard_*.jsonl")))
+    assert done_before < 4 and read_manifest(out)["status"] == "running"
+
+    backend = CountingBackend(hf_backend)
+    metrics = run_rejection_sampling(SamplingConfig(**settings), tiny_model_dir, None, prompts, out, seed=0,
+                                     backend=backend, scorer=TinyScorer(tiny_reward_dir))
+    assert backend.prompts == 8 - 2 * done_before  # finished shards were not generated again
+    ids = load_candidates(out)["prompt_id"]
+    assert sorted(ids) == sorted(f"p{i:03d}" for i in range(8) for _ in range(4))
+    sft_ids = [json.loads(line)["prompt_id"] for line in (out / "sft.jsonl").read_text().splitlines()]
+    assert sorted(sft_ids) == [f"p{i:03d}" for i in range(8)]
+    shard_ids = [pid for f in sorted((out / "shards").glob("*.json")) for pid in json.loads(f.read_text())["prompt_ids"]]
+    assert shard_ids == [f"p{i:03d}" for i in range(8)]
+    assert metrics["num_prompts"] == 8 and read_manifest(out)["status"] == "done"
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_cli_runs_with_the_reward_scorer(tmp_path, tiny_model_dir, tiny_reward_dir, capsys):
+    pytest.importorskip("reward.scoring")
+    from workbench.cli import main
+
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 3)
+    out = tmp_path / "samples"
+    code = main(["sample", "--policy", str(tiny_model_dir), "--reward", str(tiny_reward_dir), "--prompts", str(prompts),
+                 "--out", str(out), "--set", "sampling.backend=transformers", "--set", "sampling.k=2",
+                 "--set", "sampling.max_new_tokens=8", "--set", "device=cpu"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["num_selected"] == 3
+    assert len(load_candidates(out)) == 6
+
+
+def test_task_verifier_checks_prompts_that_carry_a_task():
+    from sampling.rejection import task_verifier
+    from workbench.tasks import generate
+
+    task = generate("math", 1, seed=0)[0]
+    record = {"id": "t", "messages": [{"role": "user", "content": task.prompt}], "task": task.to_dict()}
+    assert task_verifier(record, task.solution) is True
+    assert task_verifier(record, "Answer: -1") is False
+    assert task_verifier({**record, "task": None}, "anything") is None
