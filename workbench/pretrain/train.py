@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from workbench import tracking
 from workbench.config_base import to_dict
-from workbench.modeling import count_parameters, create_model, save_model
+from workbench.modeling import count_parameters, create_model, load_causal_lm, save_model
 from workbench.pretrain import checkpoint as ckpt
 from workbench.pretrain.packing import (IGNORE, Batch, Corpus, TokenStream, eval_batches, next_batch,
                                         read_documents, tokenize_corpus)
@@ -230,6 +230,8 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
                for d, c in corpora["heldout"].by_domain().items()}
     model = create_model(cfg.model.size, tokenizer, seed=seed, rope_theta=cfg.model.rope_theta,
                          tie_word_embeddings=cfg.model.tie_word_embeddings)
+    if pc.init_from:  # continued pretraining: same architecture, the given model's weights
+        model.load_state_dict(load_causal_lm(pc.init_from)[0].state_dict())
     optimizer = make_optimizer(model, pc)
 
     # 2) resume from the newest checkpoint, if any

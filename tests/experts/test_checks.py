@@ -1,0 +1,133 @@
+"""The domain data checks: code execution feedback and self-correction, math steps, language, verifier hook."""
+
+import random
+
+import pytest
+
+from experts.checks import check_samples, domain_verifier, summarise
+from experts.code_checks import check_code, self_correct, unit_tests
+from experts.language_checks import check_multilingual, languages_of
+from experts.math_checks import check_math, wrong_step
+from workbench import tasks
+from workbench.tasks.code_tasks import SPECS, fenced, program
+
+
+def code_task(template: str, seed: int = 0) -> tasks.Task:
+    return next(t for t in tasks.generate("code", 200, seed) if t.template == template)
+
+
+def test_self_correction_fixes_a_wrong_first_answer_after_feedback():
+    task = code_task("code.max")
+    asked = []
+
+    def generate(conversations):
+        asked.extend(conversations)
+        return [task.solution for _ in conversations]
+
+    wrong = fenced(program(task.reference, "xs[0]"))
+    [record] = self_correct([task], [wrong], generate, max_corrections=2)
+    assert not record["passed_initially"] and record["passed"] and record["attempts"] == 1
+    feedback = asked[0][-1]["content"]
+    assert asked[0][1] == {"role": "assistant", "content": wrong} and "expected" in feedback
+    assert f"{task.reference}([" in feedback  # names the failing input
+
+
+def test_self_correction_stops_after_max_corrections_and_drops_the_sample():
+    task = code_task("code.sum")
+    calls = []
+
+    def generate(conversations):
+        calls.append(len(conversations))
+        return ["```python\ndef nope(xs):\n    return 0\n```"] * len(conversations)
+
+    results, summary = check_samples("code", [task, task], [fenced(program(task.reference, "len(xs)")), task.solution],
+                                     generate=generate, max_corrections=2)
+    assert calls == [1, 1]
+    assert [r["passed"] for r in results] == [False, True] and results[0]["attempts"] == 2
+    assert "does not define" in results[0]["feedback"] and not results[0]["static"]
+    assert summary["passed_before_correction"] == 0.5 and summary["passed_after_correction"] == 0.5
+
+
+@pytest.mark.parametrize("template", sorted(SPECS))
+def test_generated_unit_tests_catch_every_planted_bug(template):
+    task, spec = code_task(template), SPECS[template]
+    assert check_code(task, task.solution)["tests"]
+    assert ([] in unit_tests(task)) == spec.empty_ok
+    for bug in spec.bugs:
+        result = check_code(task, fenced(program(task.reference, bug)))
+        assert result["static"] and not result["tests"], bug
+
+
+def test_static_checks_reject_syntax_arity_and_several_blocks():
+    task = code_task("code.sum")
+    assert "parse" in check_code(task, fenced(f"def {task.reference}(xs)\n    return 1\n"))["feedback"]
+    two_args = fenced(f"def {task.reference}(xs, ys):\n    return 1\n")
+    assert "exactly one argument" in check_code(task, two_args)["feedback"]
+    assert "one ```python block" in check_code(task, task.solution + "\n" + task.solution)["feedback"]
+
+
+def test_code_that_raises_gets_the_exception_as_feedback():
+    task = code_task("code.max")
+    result = check_code(task, fenced(f"def {task.reference}(xs):\n    return 1 // 0\n"))
+    assert not result["tests"] and "ZeroDivisionError" in result["feedback"]
+
+
+def test_math_step_check_drops_a_right_by_accident_trace_and_keeps_a_correct_one():
+    task = next(t for t in tasks.generate("math", 50, 1) if t.template == "math.add")
+    a, b, total = task.meta["a"], task.meta["b"], int(task.reference)
+    accident = f"{a} + {b} = {total + 10}\n{total + 10} - 10 = {total - 1}\nAnswer: {total}"
+    results, summary = check_samples("math", [task] * 3, [task.solution, accident, f"Answer: {total + 1}"])
+    assert [r["passed"] for r in results] == [True, False, False]
+    assert results[1]["answer"] and not results[1]["steps"]
+    assert summary == {"samples": 3, "kept": pytest.approx(1 / 3), "removed_by_answer": pytest.approx(1 / 3),
+                       "removed_by_steps": pytest.approx(1 / 3)}
+
+
+def test_math_steps_recompute_chains_and_parentheses():
+    assert wrong_step("(3 + 4) * 2 = 14\n14 - 4 * 2 = 6\nAnswer: 6") is None
+    assert "is wrong" in wrong_step("Step 1: 12 * 3 = 35\nAnswer: 36")
+    assert check_math(next(iter(tasks.generate("math", 1, 0))), "Answer: nothing")["answer"] is False
+
+
+def test_language_check_rejects_a_correct_translation_in_the_wrong_language():
+    task = next(t for t in tasks.generate("multilingual", 200, 2)
+                if t.template == "multilingual.translate" and t.meta["word"] == "cat" and t.meta["lang"] == "French")
+    assert check_multilingual(task, "Answer: chat")["reference"]
+    wrong = check_multilingual(task, "Answer: gato")
+    assert not wrong["language"] and "Spanish" in wrong["feedback"]
+    assert not check_multilingual(task, "Answer: dog")["language"]
+    near = check_multilingual(task, "Answer: chien")
+    assert near["language"] and not near["reference"]
+
+
+def test_language_of_number_words():
+    assert languages_of("quatre-vingt-onze") == {"French"}
+    assert languages_of("treinta y uno") == {"Spanish"}
+    assert languages_of("einundzwanzig") == {"German"}
+    assert languages_of("twenty one") == set()
+
+
+def test_multilingual_shares_count_each_removed_sample_once():
+    chosen = tasks.generate("multilingual", 60, 4)
+    rng = random.Random(0)
+    responses = [tasks.corrupt(t, rng) if i % 3 else t.solution for i, t in enumerate(chosen)]
+    results, summary = check_samples("multilingual", chosen, responses)
+    removed = sum(v for k, v in summary.items() if k.startswith("removed_by_"))
+    assert summary["kept"] == pytest.approx(20 / 60) and summary["kept"] + removed == pytest.approx(1.0)
+    assert summary["removed_by_language"] > 0 and summary["removed_by_reference"] > 0
+    assert summarise("multilingual", [])["kept"] == 0.0
+
+
+def test_domain_verifier_is_the_rejection_sampling_hook():
+    math_task = next(iter(tasks.generate("math", 1, 5)))
+    record = {"id": "1", "messages": [{"role": "user", "content": math_task.prompt}], "task": math_task.to_dict()}
+    verify = domain_verifier("math")
+    assert verify(record, math_task.solution) is True
+    assert verify(record, f"1 + 1 = 3\nAnswer: {math_task.reference}") is False
+    assert verify({"id": "2", "messages": record["messages"]}, "Answer: 1") is None
+    general = next(iter(tasks.generate("general", 1, 5)))
+    assert verify({"id": "3", "messages": [], "task": general.to_dict()}, general.solution) is True
+    code = code_task("code.reverse")
+    assert domain_verifier("code")({"id": "4", "messages": [], "task": code.to_dict()}, code.solution) is True
+    with pytest.raises(ValueError, match="domain"):
+        domain_verifier("general")
