@@ -7,9 +7,9 @@ import argparse
 from workbench.cli import add_config_args, load_args_config
 
 KEY_METRIC = {
-    "data": "documents_final", "tokenizer": "vocab_size", "base": "heldout_loss_after_anneal",
+    "data": "train_documents", "tokenizer": "vocab_size", "base": "heldout_loss_after_anneal/mean",
     "bootstrap": "accuracy_mean", "preferences": "preferences", "reward": "heldout_accuracy",
-    "samples": "mean_score_kept", "sft": "train_loss", "dpo": "rewards_accuracy", "policy": "accuracy_mean",
+    "samples": "mean_score_selected", "sft": "train_loss", "dpo": "rewards_accuracies", "policy": "accuracy_mean",
 }
 
 

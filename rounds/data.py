@@ -35,10 +35,12 @@ def curated_examples(cfg) -> list[dict]:
 
 def sft_mix(cfg, run: RunDir, n: int) -> list[dict]:
     """Round ``n``'s SFT data: rejection-sampled best responses of rounds 1..n plus curated rows at their share."""
+    from experts.rounds import expert_sft_files
+
     sampled = []
     for r in range(1, n + 1):
-        path = run.round_stage(r, "samples") / "sft.jsonl"
-        sampled += [{"messages": row["messages"], "source": f"round_{r:02d}"} for row in read_jsonl(path)]
+        for path in [run.round_stage(r, "samples") / "sft.jsonl", *expert_sft_files(run, r)]:
+            sampled += [{"messages": row["messages"], "source": f"round_{r:02d}"} for row in read_jsonl(path)]
     curated = curated_examples(cfg)
     share = cfg.rounds.curated_share
     want = round(share / (1 - share) * len(sampled)) if sampled else len(curated)

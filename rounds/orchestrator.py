@@ -61,7 +61,7 @@ class Orchestrator:
     def prepare(self) -> None:
         """Data, tokenizer, base model and the bootstrap policy (each skipped when done)."""
         from workbench.data.build import build_data
-        from workbench.pretrain.train import pretrain
+        from workbench.pretrain.cli import run_pretrain
         from workbench.stages import train_run_tokenizer
 
         if self.cfg.model.path is None:
@@ -71,7 +71,7 @@ class Orchestrator:
         train_run_tokenizer(self.cfg, self.run)
         if self.cfg.model.path is None:
             log("pretrain: the base model")
-            pretrain(self.cfg, self.run, force=False)
+            run_pretrain(self.cfg, self.run, force=False)
         else:
             self._adopt_base(Path(self.cfg.model.path))
         self._bootstrap()
@@ -284,7 +284,7 @@ class Orchestrator:
         prefs = [p for r in range(1, n + 1) for p in read_jsonl(self.run.round_stage(r, "preferences") / "preferences.jsonl")]
         metrics = self._trained_variants(n, "reward", st, lambda seed, out: train_reward_model(
             self.cfg, prefs, self.run.base, out, seed=seed, round_number=n))
-        st.metrics.update(metrics)
+        st.metrics.update({k.replace("/", "_"): v for k, v in metrics.items()})
         st.output("model", st.path / "model")
 
     def _samples(self, n: int) -> None:
@@ -293,6 +293,7 @@ class Orchestrator:
         The sampling stage writes its own manifest (it resumes shard by shard), so it runs outside
         the orchestrator's stage wrapper.
         """
+        from experts.rounds import sample_with_experts
         from sampling.rejection import run_rejection_sampling
 
         out = self.run.round_stage(n, "samples")
@@ -300,9 +301,12 @@ class Orchestrator:
         if not prompts_path.exists():
             write_jsonl(
                 round_data.round_prompts(self.cfg, n, "samples", self.cfg.rounds.rs_prompts_per_round), prompts_path)
+        seed, device = derive_seed(self.cfg.seed, "samples", n), self.cfg.resolved_device()
+        # capability experts sample their own families' prompts (experts.enabled); the policy the rest
+        policy_prompts = sample_with_experts(self.cfg, self.run, prompts_path, out, self.model_dir(n, "reward"),
+                                             seed=seed, device=device, force=self.force)
         run_rejection_sampling(self.cfg.sampling, self.policy_before(n), self.model_dir(n, "reward"),
-                               prompts_path, out, seed=derive_seed(self.cfg.seed, "samples", n),
-                               device=self.cfg.resolved_device(), force=self.force)
+                               policy_prompts, out, seed=seed, device=device, force=self.force)
 
     def _sft(self, n: int, st) -> None:
         """SFT of the base on every round's rejection-sampled data plus the curated share."""
@@ -320,11 +324,21 @@ class Orchestrator:
 
     def _dpo(self, n: int, st) -> None:
         """The modified DPO on the SFT model with the newest (or all) preferences."""
-        from workbench.posttrain.dpo import train_dpo
+        from workbench.posttrain.dpo import preference_pairs, train_dpo
         from workbench.preferences import read_jsonl
 
         rounds = [n] if self.cfg.rounds.dpo_preferences == "newest" else range(1, n + 1)
         prefs = [p for r in rounds for p in read_jsonl(self.run.round_stage(r, "preferences") / "preferences.jsonl")]
+        pairs, counts = preference_pairs(prefs, self.cfg.dpo.levels)
+        if not pairs:
+            # Nothing rated strongly enough (early rounds of a tiny model): DPO would have no data,
+            # so the SFT model goes on unchanged and the manifest says why.
+            log(f"round {n}: dpo: no preference rated {self.cfg.dpo.levels}; the SFT model is kept as is")
+            with atomic_dir(st.path / "model") as tmp:
+                shutil.copytree(self.model_dir(n, "sft"), tmp, dirs_exist_ok=True)
+            st.metrics.update(counts | {"skipped_no_pairs": 1})
+            st.output("model", st.path / "model")
+            return
         metrics = self._trained_variants(n, "dpo", st, lambda seed, out: train_dpo(
             self.cfg.dpo, prefs, self.model_dir(n, "sft"), out, seed=seed, tracking=self._tracking(n, "dpo")))
         st.metrics.update({k.replace("/", "_"): v for k, v in metrics.items()})

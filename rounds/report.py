@@ -14,10 +14,10 @@ ROUND_COLUMNS = (
     ("reward", "heldout_accuracy", "RM acc"),
     ("reward", "heldout_accuracy_significantly_better", "RM acc (sig. better)"),
     ("samples", "mean_score_all", "RS reward (all)"),
-    ("samples", "mean_score_kept", "RS reward (kept)"),
+    ("samples", "mean_score_selected", "RS reward (kept)"),
     ("sft", "train_loss", "SFT loss"),
-    ("dpo", "rewards_accuracy", "DPO reward acc"),
-    ("dpo", "rewards_margin", "DPO margin"),
+    ("dpo", "rewards_accuracies", "DPO reward acc"),
+    ("dpo", "rewards_margins", "DPO margin"),
     ("policy", "sft_accuracy_mean", "SFT task acc"),
     ("policy", "accuracy_mean", "policy task acc"),
 )
@@ -64,8 +64,8 @@ def plots(run, out_dir: Path) -> dict[str, str]:
         figures["Task-world accuracy"] = _save(fig, out_dir / "accuracy.png")
     metrics = run.metrics()
     panels = [("reward", ["heldout_accuracy", "heldout_accuracy_significantly_better"], "Reward model held-out accuracy"),
-              ("samples", ["mean_score_all", "mean_score_kept"], "Rejection sampling: reward of all vs kept"),
-              ("dpo", ["rewards_accuracy", "rewards_margin"], "DPO reward accuracy and margin")]
+              ("samples", ["mean_score_all", "mean_score_selected"], "Rejection sampling: reward of all vs kept"),
+              ("dpo", ["rewards_accuracies", "rewards_margins"], "DPO reward accuracy and margin")]
     for stage, keys, title in panels:
         part = metrics[(metrics["stage"] == stage) & (metrics["metric"].isin(keys))]
         if part.empty:
