@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 from workbench.data.build import select_anneal
-from workbench.data.corpus import Doc, read_jsonl, write_jsonl
+from workbench.data.corpus import Doc, write_jsonl
+from workbench.jsonl import iter_jsonl
 from workbench.data.mix import domain_shares, sample_mix
 from workbench.rundir import atomic_dir
 
@@ -35,7 +36,7 @@ def token_shares(docs: list[Doc], tokenizer) -> dict[str, float]:
 def read_docs(path: Path) -> list[Doc]:
     """The documents of a built corpus split."""
     return [Doc(id=r["id"], text=r["text"], url=r.get("url", ""), timestamp="", domain=r["domain"],
-                quality=r.get("quality")) for r in read_jsonl(path)]
+                quality=r.get("quality")) for r in iter_jsonl(path)]
 
 
 def build_domain_corpus(data_dir: Path, out_dir: Path, target: dict[str, float], tokenizer, *, seed: int,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from workbench.jsonl import read_jsonl, write_jsonl
+from workbench.jsonl import read_jsonl
 from workbench.rundir import RunDir
 from workbench.seeds import derive_seed
 from workbench.tasks import generate

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.config_base import ConfigError, to_dict
-from workbench.data.corpus import read_jsonl
-from workbench.rundir import RunDir, atomic_write_json, atomic_write_text, hash_path, read_manifest
+from workbench.jsonl import iter_jsonl, write_jsonl
+from workbench.rundir import RunDir, atomic_write_json, hash_path, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def read_prompts(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: prompts file not found")
     records, seen = [], set()
-    for number, record in enumerate(read_jsonl(path), 1):
+    for number, record in enumerate(iter_jsonl(path), 1):
         where = f"{path}: record {number}"
         if not isinstance(record, dict) or "id" not in record or not isinstance(record.get("messages"), list):
             raise ValueError(f'{where}: expected {{"id": ..., "messages": [...], "task": ...}}')
@@ -161,11 +161,6 @@ def score_shard(rows: list[dict], records: dict[str, dict], scorer, verifier: Ve
 def shard_name(index: int) -> str:
     """``shard_00007``."""
     return f"shard_{index:05d}"
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """JSON lines, atomically."""
-    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def write_parquet(path: Path, rows: list[dict]) -> None:
@@ -266,7 +261,7 @@ def generate_all(cfg, policy_dir, shards: list[list[dict]], out: Path, *, seed: 
     try:
         for i in todo:
             rows = generate_shard(backend, shards[i], cfg, shard_seed(seed, i))
-            write_jsonl(out / GENERATIONS / f"{shard_name(i)}.jsonl", rows)
+            write_jsonl(rows, out / GENERATIONS / f"{shard_name(i)}.jsonl")
             logger.info("generated %s (%d prompts, %d samples)", shard_name(i), len(shards[i]), len(rows))
     finally:
         if owned:
@@ -287,7 +282,7 @@ def score_all(cfg, reward_dir, shards: list[list[dict]], out: Path, *, verifier,
     (out / CANDIDATES).mkdir(parents=True, exist_ok=True)
     try:
         for i in todo:
-            rows = list(read_jsonl(out / GENERATIONS / f"{shard_name(i)}.jsonl"))
+            rows = list(iter_jsonl(out / GENERATIONS / f"{shard_name(i)}.jsonl"))
             by_id = {r["id"]: r for r in shards[i]}
             start = time.perf_counter()
             score_shard(rows, by_id, scorer, verifier)
@@ -316,8 +311,8 @@ def finish(out: Path, num_shards: int) -> dict[str, Any]:
     rows = [row for i in range(num_shards)
             for row in pq.read_table(out / CANDIDATES / f"{shard_name(i)}.parquet", columns=columns).to_pylist()]
     chosen = [r for r in rows if r["chosen"]]
-    write_jsonl(out / SFT_FILE, [{"messages": [*r["messages"], {"role": "assistant", "content": r["text"]}],
-                                  "prompt_id": r["prompt_id"], "score": r["score"]} for r in chosen])
+    write_jsonl([{"messages": [*r["messages"], {"role": "assistant", "content": r["text"]}],
+                  "prompt_id": r["prompt_id"], "score": r["score"]} for r in chosen], out / SFT_FILE)
     shutil.rmtree(out / GENERATIONS, ignore_errors=True)
     records = [json.loads((out / SHARDS / f"{shard_name(i)}.json").read_text()) for i in range(num_shards)]
     gen_time = sum(r["gen_time_s"] for r in records)

@@ -7,17 +7,23 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
-def iter_jsonl(path: str | Path) -> Iterator[dict]:
-    """Yield the JSON objects of a JSONL file (blank lines skipped); bad JSON names the file and line."""
+def iter_jsonl_numbered(path: str | Path) -> Iterator[tuple[int, object]]:
+    """Yield (line number, JSON value) per non-blank line; bad JSON names the file and line."""
     path = Path(path)
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict]:
+    """Yield the JSON objects of a JSONL file (blank lines skipped)."""
+    for _, value in iter_jsonl_numbered(path):
+        yield value
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

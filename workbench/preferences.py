@@ -94,18 +94,14 @@ def validate(data: Any, where: str) -> Preference:
 
 def read_jsonl(path: str | Path) -> list[Preference]:
     """Read and validate a preference JSONL file; errors name the file and line."""
-    path = Path(path)
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PreferenceError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            records.append(validate(data, f"{path}:{lineno}"))
-    return records
+    from workbench.jsonl import iter_jsonl_numbered
+
+    try:
+        return [validate(data, f"{path}:{lineno}") for lineno, data in iter_jsonl_numbered(path)]
+    except PreferenceError:
+        raise
+    except ValueError as exc:  # bad JSON, already naming the file and line
+        raise PreferenceError(str(exc)) from exc
 
 
 def write_jsonl(records: Iterable[Preference], path: str | Path) -> Path:

@@ -4,9 +4,9 @@
 the build report and the manifest); ``corpus_texts(data_dir)`` iterates the train texts.
 """
 
-from workbench.data.corpus import corpus_texts, read_jsonl
+from workbench.data.corpus import corpus_texts
 
-__all__ = ["build_data", "corpus_texts", "read_jsonl"]
+__all__ = ["build_data", "corpus_texts"]
 
 
 def __getattr__(name: str):

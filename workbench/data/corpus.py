@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from workbench.jsonl import iter_jsonl
+
 OUTPUT_FIELDS = ("id", "text", "domain", "url", "quality")
 
 
@@ -42,23 +44,10 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     return n
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict]:
-    """Yield the JSON objects of a JSONL file, with errors that name the file and line."""
-    path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
-
-
 def corpus_texts(data_dir: str | Path, split: str = "train") -> Iterator[str]:
     """The texts of a built corpus split (default the train documents), e.g. for the tokenizer trainer."""
     path = Path(data_dir) / f"{split}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no corpus here; run `workbench data build` first")
-    for record in read_jsonl(path):
+    for record in iter_jsonl(path):
         yield record["text"]

@@ -9,7 +9,6 @@ SFT from the pretrained base; ``init_dir`` may be any causal LM folder.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -20,18 +19,9 @@ logger = logging.getLogger(__name__)
 
 def read_rows(paths: list[str | Path]) -> list[dict]:
     """Read SFT rows from JSONL files; errors name the file and line."""
-    rows = []
-    for path in map(Path, paths):
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-                rows.append(check_row(row, f"{path}:{lineno}"))
-    return rows
+    from workbench.jsonl import iter_jsonl_numbered
+
+    return [check_row(row, f"{path}:{lineno}") for path in paths for lineno, row in iter_jsonl_numbered(path)]
 
 
 def check_row(row: dict, where: str) -> dict:
