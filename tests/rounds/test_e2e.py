@@ -1,7 +1,8 @@
 """End to end: configs/smoke.yaml through `workbench demo`, killed mid-stage and resumed, then inspected.
 
 One session-scoped run serves every test here: the first attempt is SIGKILLed while round 1's
-SFT variants train, the second attempt (the same command) finishes the pipeline.
+rejection sampling runs (its vLLM engine alone takes ~25 s to start), the second attempt (the same
+command) finishes the pipeline.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from workbench.rundir import read_manifest
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
-KILL_AT = ("rounds", "round_01", "sft")
+KILL_AT = ("rounds", "round_01", "samples")
 
 
 def demo_command(run_dir: Path) -> list[str]:
@@ -51,7 +52,7 @@ def smoke_run(tmp_path_factory):
                              start_new_session=True)
     try:
         wait_for_running(run_dir.joinpath(*KILL_AT), first, timeout=900)
-        time.sleep(4)  # inside the first of the two SFT variants (about 10 s each)
+        time.sleep(4)  # the sampling stage is still starting its engine or generating
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
