@@ -62,3 +62,17 @@ def test_saved_tokenizer_reloads_with_template(tmp_path):
     loaded = load_tokenizer(save_tokenizer(tokenizer, tmp_path))
     assert loaded.apply_chat_template(MESSAGES, tokenize=False) == chat.render(MESSAGES)
     assert loaded.pad_token == chat.PAD
+
+
+@pytest.mark.parametrize("reply", ["```python\ndef f(xs):\n    return xs\n```", "12 + 30 = 42\nAnswer: 42", " leading space", "\nnewline first"])
+def test_generation_prompt_tokens_are_a_prefix_of_the_conversation(tiny_tokenizer, reply):
+    """What the model is prompted with at inference is exactly what preceded the reply in training."""
+    prompt = [{"role": "user", "content": "Write it."}]
+    prompted = tiny_tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"]
+    full = tiny_tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": reply}])["input_ids"]
+    assert full[:len(prompted)] == prompted
+
+
+def test_digits_split_in_groups_of_at_most_three(tiny_tokenizer):
+    pieces = [tiny_tokenizer.decode([i]) for i in tiny_tokenizer("12345", add_special_tokens=False)["input_ids"]]
+    assert "".join(pieces) == "12345" and all(len(p) <= 3 for p in pieces)
