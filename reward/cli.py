@@ -37,6 +37,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _train(args) -> int:
     from reward.train import train_reward_model
     from workbench.rundir import Stage
+    from workbench.tracking import log_stage
 
     cfg = load_args_config(args)
     out = Path(args.out)
@@ -46,6 +47,7 @@ def _train(args) -> int:
         st.metrics.update(train_reward_model(cfg, args.prefs, args.base, out, heldout=args.heldout,
                                              seed=cfg.seed if args.seed is None else args.seed))
         st.output("model", out)
+    log_stage(cfg, "reward", st.metrics)
     print(json.dumps(st.metrics, indent=2))
     return 0
 

@@ -98,11 +98,9 @@ def train_reward_model(cfg, preferences: Any, base_dir: str | Path, out_dir: str
 
     ``out_dir`` receives an HF model that loads as AutoModelForSequenceClassification, with the
     tokenizer and chat template. Returns the metrics (held-out accuracy overall and per level,
-    filter counts, throughput), also logged to the tracker; the caller puts them in the manifest.
+    filter counts, throughput); the caller logs them to the tracker and puts them in the manifest.
     """
     from transformers import set_seed
-
-    from workbench.tracking import log_stage
 
     rcfg, device = cfg.reward, cfg.resolved_device()
     train, held, metrics = prepare_preferences(rcfg, preferences, heldout, seed)
@@ -124,7 +122,6 @@ def train_reward_model(cfg, preferences: Any, base_dir: str | Path, out_dir: str
     model.eval()
     metrics.update(pairwise_accuracy(RewardScorer.from_model(model, tokenizer, rcfg.score_batch_size), held))
     save_reward_model(model, tokenizer, out_dir)
-    log_stage(cfg, "reward", metrics, round=round_number)
     return metrics
 
 

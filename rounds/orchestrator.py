@@ -32,10 +32,9 @@ def log(message: str) -> None:
 class Orchestrator:
     """Runs one run folder's pipeline: data, tokenizer, base, bootstrap, rounds, report."""
 
-    def __init__(self, cfg, force: bool = False):
+    def __init__(self, cfg):
         self.cfg = cfg
         self.run = RunDir(cfg.run_path)
-        self.force = force
         self.run.root.mkdir(parents=True, exist_ok=True)
         tracking.use_run_dir(self.run.tracking)
         self.run.write_config(cfg)
@@ -86,7 +85,7 @@ class Orchestrator:
 
     def _bootstrap(self) -> None:
         """SFT of the base on curated demonstrations: the first chat policy; base and it are evaluated."""
-        if self.run.is_done("bootstrap") and not self.force:
+        if self.run.is_done("bootstrap"):
             return
         from workbench.posttrain.sft import train_sft
 
@@ -123,7 +122,7 @@ class Orchestrator:
             raise ValueError(f"round {n} needs round {n - 1}'s policy; run `workbench round run {n - 1}` first")
         for stage in STAGES:
             rel = self.run.round_stage(n, stage).relative_to(self.run.root)
-            if self.run.is_done(rel) and not self.force:
+            if self.run.is_done(rel):
                 continue
             log(f"round {n}: {stage}")
             if stage == "samples":
@@ -140,7 +139,7 @@ class Orchestrator:
         return True
 
     def _stage_config(self, stage: str):
-        return {"preferences": self.cfg.annotation, "reward": self.cfg.reward, "samples": self.cfg.sampling,
+        return {"preferences": self.cfg.annotation, "reward": self.cfg.reward,
                 "sft": self.cfg.sft, "dpo": self.cfg.dpo, "policy": self.cfg.eval}[stage]
 
     def _inputs(self, n: int, stage: str) -> dict:
@@ -149,7 +148,6 @@ class Orchestrator:
             "preferences": {"policy": self.policy_before(n), "other": self.second_model(n)},
             "reward": {"base": run.base, **{f"preferences_{r:02d}": run.round_stage(r, "preferences") / "preferences.jsonl"
                                               for r in range(1, n + 1)}},
-            "samples": {"policy": self.policy_before(n), "reward": self.model_dir(n, "reward")},
             "sft": {"init": self._sft_init(n), **{f"samples_{r:02d}": run.round_stage(r, "samples") / "sft.jsonl"
                                                    for r in range(1, n + 1)}},
             "dpo": {"sft": self.model_dir(n, "sft"), "preferences": run.round_stage(n, "preferences") / "preferences.jsonl"},
@@ -304,9 +302,9 @@ class Orchestrator:
         seed, device = derive_seed(self.cfg.seed, "samples", n), self.cfg.resolved_device()
         # capability experts sample their own families' prompts (experts.enabled); the policy the rest
         policy_prompts = sample_with_experts(self.cfg, self.run, prompts_path, out, self.model_dir(n, "reward"),
-                                             seed=seed, device=device, force=self.force)
+                                             seed=seed, device=device)
         run_rejection_sampling(self.cfg.sampling, self.policy_before(n), self.model_dir(n, "reward"),
-                               policy_prompts, out, seed=seed, device=device, force=self.force)
+                               policy_prompts, out, seed=seed, device=device)
 
     def _sft(self, n: int, st) -> None:
         """SFT of the base on every round's rejection-sampled data plus the curated share."""

