@@ -5,7 +5,11 @@
 All three are measured in the same run on the same machine: the float32 ceiling (torch.mm on
 large square matrices), `workbench pretrain` (its median step tokens/s, from its step log) and a
 `transformers.Trainer` loop on the same model (same init), the same packed rows, the same 4D
-document mask, AdamW and clipping. Achieved GFLOP/s counts 6 x parameters x tokens.
+document mask, AdamW and clipping. Achieved GFLOP/s counts, per token, 6 x parameters (the tied
+output embedding once) plus 12 x layers x seq_len x attention width for the attention scores and
+their weighted sum (the PaLM model-FLOPs formula; with an explicit block mask the full T x T is
+computed). The ceiling is measured before and after the loops and the higher value is used.
+The model size defaults to the embedded default's (configs/demo.yaml).
 Uses runs/<name>/data and runs/<name>/tokenizer when --run-dir has them, else a task-world corpus.
 """
 
@@ -43,6 +47,11 @@ def matmul_ceiling(n: int = 2048, reps: int = 10) -> float:
             torch.mm(a, b)
         best = min(best, (time.perf_counter() - t) / reps)
     return 2 * n**3 / best / 1e9
+
+
+def model_flops_per_token(params: int, layers: int, attention_width: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6N for the weights plus 12 L T d for attention (PaLM, appendix B)."""
+    return 6 * params + 12 * layers * seq_len * attention_width
 
 
 def prepare_run(root: Path, source: Path | None) -> None:
@@ -112,23 +121,31 @@ def trainer_loop(root: Path, size: str, seq_len: int, batch: int, steps: int) ->
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="tiny", help="model size (the demo uses tiny)")
+    parser.add_argument("--size", help="model size (default: configs/demo.yaml's model.size)")
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--run-dir", type=Path, help="take the corpus and tokenizer from this run")
     args = parser.parse_args()
+    if args.size is None:
+        from workbench.config import load_config
+        args.size = load_config("configs/demo.yaml").model.size
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "bench"
         prepare_run(root, args.run_dir)
-        params = count_parameters(create_model(args.size, load_tokenizer(root / "tokenizer")))
+        model = create_model(args.size, load_tokenizer(root / "tokenizer"))
+        params, cfg = count_parameters(model), model.config
         ceiling = matmul_ceiling()
         ours = workbench_loop(root, args.size, args.seq_len, args.batch, args.steps)
         hf = trainer_loop(root, args.size, args.seq_len, args.batch, args.steps)
-    gflops = lambda tok_s: 6 * params * tok_s / 1e9  # noqa: E731
+        ceiling = max(ceiling, matmul_ceiling())
+    flops_per_token = model_flops_per_token(params, cfg.num_hidden_layers,
+                                            cfg.num_attention_heads * cfg.head_dim, args.seq_len)
+    gflops = lambda tok_s: flops_per_token * tok_s / 1e9  # noqa: E731
     print(f"\nmodel {args.size}: {params / 1e6:.2f}M parameters, rows {args.batch} x {args.seq_len}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, {flops_per_token / 1e6:.1f} MFLOP per token "
+          f"({6 * params / flops_per_token:.0%} of it 6N)")
     print(f"{'':28}{'tokens/s':>10}{'GFLOP/s':>10}{'% ceiling':>11}{'vs Trainer':>12}")
     print(f"{'float32 torch.mm ceiling':28}{'':>10}{ceiling:>10.1f}{100:>10.0f}%{'':>12}")
     for name, tok_s in (("workbench pretrain loop", ours), ("transformers.Trainer", hf)):

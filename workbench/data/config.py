@@ -38,7 +38,7 @@ class DataConfig:
     # line dedup (Llama 3: lines seen more than 6 times in a bucket of documents)
     line_max_count: int = field(6, "a line in more than this many documents of a bucket is removed")
     line_bucket_docs: int = field(250, "documents per line-dedup bucket")
-    line_min_words: int = field(4, "shorter lines (answers, keywords) and code lines are never removed")
+    line_min_words: int = field(4, "lines with fewer words of 2+ characters (answers, keywords, spelled words) and code lines are never removed")
     # heuristic filters (datatrove filters)
     dup_ngram_char_frac: dict[int, float] = field(
         {5: 0.35, 7: 0.32, 10: 0.3},

@@ -21,6 +21,7 @@ from datasketch import MinHash, MinHashLSH
 from workbench.data.corpus import Doc
 
 _WORD = re.compile(r"\w+")
+_PROSE_WORD = re.compile(r"\w\w+")  # line dedup counts words of two or more characters
 
 
 def url_dedup(docs: list[Doc]) -> tuple[list[Doc], list[str]]:
@@ -79,13 +80,14 @@ def normalize_line(line: str) -> str:
 def _removable(lines: list[str], min_words: int) -> list[bool]:
     """Which lines line dedup may remove: prose lines of at least ``min_words`` words.
 
-    Short lines (answers, keywords) and code (indented lines, lines inside ``` fences) are exempt:
-    in this corpus every document of a kind shares them, and Llama 3 cleans code separately.
+    Short lines (answers, keywords, a word spelled letter by letter: only words of two or more
+    characters count) and code (indented lines, lines inside ``` fences) are exempt: in this
+    corpus every document of a kind shares them, and Llama 3 cleans code separately.
     """
     out, in_fence = [], False
     for line in lines:
         fence = line.lstrip().startswith("```")
-        out.append(not (fence or in_fence or line[:1].isspace()) and len(_WORD.findall(line)) >= min_words)
+        out.append(not (fence or in_fence or line[:1].isspace()) and len(_PROSE_WORD.findall(line)) >= min_words)
         in_fence ^= fence
     return out
 

@@ -144,9 +144,9 @@ def _blocks(domain: str, streams: dict[str, TaskStream], rng: random.Random) -> 
 
         def block() -> str:
             r = rng.random()
-            if r < 0.3:
+            if r < 0.2:
                 return _number_table(tasks, lang, rng)
-            if r < 0.65:
+            if r < 0.4:
                 found = [t for t in (_in_language(tasks, lang) for _ in range(rng.randint(2, 4))) if t]
                 return " ".join(_language_sentence(t) for t in found)
             return _qa(_in_language(tasks, lang) or next(tasks))
@@ -154,7 +154,7 @@ def _blocks(domain: str, streams: dict[str, TaskStream], rng: random.Random) -> 
 
     def general() -> str:
         r = rng.random()
-        return _qa(next(tasks)) if r < 0.5 else _word_facts(rng) if r < 0.7 else _story(rng)
+        return _qa(next(tasks)) if r < 0.75 else _word_facts(rng) if r < 0.9 else _story(rng)
     return general
 
 
