@@ -4,17 +4,19 @@ The orchestrator's samples stage calls :func:`sample_with_experts` first: the pr
 family whose ``experts.sampler`` is ``expert`` are sampled by that expert (checked by its domain's
 verifier) into ``samples/experts/<family>/``, a rejection-sampling stage of its own; the prompts left
 are returned for the policy. :func:`expert_sft_files` lists the experts' ``sft.jsonl`` for the SFT mix.
+:func:`prepare_sibling_run` makes the run folder in which a round is redone with experts, to compare.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from experts.checks import domain_verifier
 from experts.config import DOMAINS
 from experts.train import expert_dir, train_expert
 from workbench.jsonl import write_jsonl
-from workbench.rundir import RunDir
+from workbench.rundir import STAGES, RunDir, atomic_dir, atomic_write_text
 from workbench.seeds import derive_seed
 
 POLICY_PROMPTS = "policy_prompts.jsonl"
@@ -58,3 +60,40 @@ def sample_with_experts(cfg, run: RunDir, prompts_path: Path, out_dir: Path, rew
 def expert_sft_files(run: RunDir, n: int) -> list[Path]:
     """The experts' rejection-sampled ``sft.jsonl`` files of round ``n`` (empty when no expert sampled)."""
     return sorted((run.round_stage(n, "samples") / "experts").glob("*/sft.jsonl"))
+
+
+def sibling_stages(run: RunDir, n: int, domains: list[str]) -> list[Path]:
+    """The stage folders (relative to ``run``) a sibling run shares with it to redo round ``n`` with experts.
+
+    Everything before round ``n``'s rejection sampling: the pipeline before the rounds, the experts,
+    every earlier round, and round ``n``'s preferences and reward model (the experts change neither).
+    """
+    rounds = [run.round_stage(r, s) for r in range(1, n) for s in STAGES]
+    rounds += [run.round_stage(n, s) for s in ("preferences", "reward")]
+    return [Path(p) for p in ("data", "tokenizer", "base", "bootstrap")] + \
+        [Path("experts") / d for d in domains] + [p.relative_to(run.root) for p in rounds]
+
+
+def prepare_sibling_run(source: str | Path, target: str | Path, n: int, domains: list[str]) -> list[Path]:
+    """Copy into ``target`` the done stages of ``source`` that round ``n`` with experts starts from.
+
+    Each stage is copied whole into a temp folder and renamed into place, so an interrupted copy is
+    redone and the orchestrator, which trusts a ``done`` manifest, never sees half a stage. Stages
+    already done in ``target`` are kept. Round ``n``'s prompts are copied too (the same prompts on
+    both sides). The annotation store is not: round ``n``'s preferences are already exported, and
+    the store's later rounds hold answers of the source's models. Returns the stages copied now.
+    """
+    src, dst = RunDir(source), RunDir(target)
+    copied = []
+    for rel in sibling_stages(src, n, domains):
+        if dst.is_done(rel):
+            continue
+        if not src.is_done(rel):
+            raise FileNotFoundError(f"{src.root / rel}: not done; the sibling run {dst.root} needs it")
+        with atomic_dir(dst.root / rel) as tmp:
+            shutil.copytree(src.root / rel, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+        copied.append(rel)
+    prompts = dst.round_stage(n, "samples") / "prompts.jsonl"
+    if not prompts.exists():
+        atomic_write_text(prompts, (src.round_stage(n, "samples") / "prompts.jsonl").read_text(encoding="utf-8"))
+    return copied

@@ -12,6 +12,7 @@ Each part is skipped when done (``force`` redoes all three), so an interrupted e
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from pathlib import Path
 
@@ -94,14 +95,29 @@ def cpt_metrics(model_dir: Path, domain: str) -> dict:
 
 def train_expert(cfg, run: RunDir, domain: str, force: bool = False) -> Path:
     """Make the ``domain`` expert in ``runs/<name>/experts/<domain>/`` (skipped when done); returns it."""
-    from workbench.posttrain.sft import train_sft
-    from workbench.tracking import trainer_kwargs
+    from workbench.tracking import trainer_kwargs, use_run_dir
 
     if domain not in DOMAINS:
         raise ValueError(f"expert {domain!r}: expected one of {list(DOMAINS)}")
     out, rel = expert_dir(run, domain), Path("experts") / domain
     if run.is_done(rel) and not force:
         return out
+    # Continued pretraining and SFT log to the expert's own trackio database (also when the continued
+    # pretraining is already done); the caller's TRACKIO_DIR is restored afterwards.
+    previous = os.environ.get("TRACKIO_DIR")
+    if cfg.tracking.backend == "trackio":
+        use_run_dir(cpt_run(run, domain).tracking)
+    try:
+        return _make_expert(cfg, run, domain, out, rel, force, trainer_kwargs(cfg, f"expert-{domain}"))
+    finally:
+        if previous is not None:
+            os.environ["TRACKIO_DIR"] = previous
+
+
+def _make_expert(cfg, run: RunDir, domain: str, out: Path, rel: Path, force: bool, tracking: dict) -> Path:
+    """The three steps of :func:`train_expert`."""
+    from workbench.posttrain.sft import train_sft
+
     # 1) the domain-heavy corpus and 2) continued pretraining from the base
     mix = prepare_corpus(cfg, run, domain, force)
     cpt_dir = continue_pretraining(cfg, run, domain, force)
@@ -112,7 +128,7 @@ def train_expert(cfg, run: RunDir, domain: str, force: bool = False) -> Path:
     inputs = {"base": run.base, "cpt_model": cpt_dir, "corpus": cpt_run(run, domain).data / "train.jsonl"}
     with run.stage(rel, config=cfg.experts, inputs=inputs) as st:
         sft = train_sft(cfg.sft, rows, cpt_dir, out, seed=derive_seed(cfg.seed, "experts", domain, "sft"),
-                        tracking=trainer_kwargs(cfg, f"expert-{domain}"))
+                        tracking=tracking)
         write_jsonl(rows, out / "demos.jsonl")
         atomic_write_json(out / "mix.json", mix)
         st.extra["mix"] = {k: mix[k] for k in ("target", "char_shares", "token_shares", "documents")}
