@@ -1,4 +1,4 @@
-"""`workbench reward train` and `workbench reward score`."""
+"""`workbench reward train`, `workbench reward score` and `workbench reward simulate`."""
 
 from __future__ import annotations
 
@@ -32,6 +32,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--device", default="cpu")
     score.add_argument("--batch-size", type=int, default=32)
     score.set_defaults(func=_score)
+
+    simulate = reward_sub.add_parser(
+        "simulate", help="write simulated task-world preferences (reward.synthetic) as preference JSONL")
+    simulate.add_argument("--n", type=int, required=True, help="number of preferences")
+    simulate.add_argument("--seed", type=int, required=True, help="seed of the task instances and the choices")
+    simulate.add_argument("--edit-fraction", type=float, default=0.3,
+                          help="share of strongly rated pairs that carry an edit (0: none, as for a held-out set)")
+    simulate.add_argument("--out", required=True, help="output preference JSONL")
+    simulate.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    simulate.set_defaults(func=_simulate)
 
 
 def _train(args) -> int:
@@ -84,4 +94,25 @@ def _score(args) -> int:
         write_jsonl(scored, args.out)
     else:
         sys.stdout.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in scored)
+    return 0
+
+
+def _simulate(args) -> int:
+    from collections import Counter
+
+    from reward.synthetic import simulated_preferences
+    from workbench.preferences import write_jsonl
+
+    if args.n < 1:
+        raise ValueError("--n: must be at least 1")
+    if not 0.0 <= args.edit_fraction <= 1.0:
+        raise ValueError("--edit-fraction: must be in [0, 1]")
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ValueError(f"{out}: exists already (use --force to overwrite)")
+    records = simulated_preferences(args.n, args.seed, edit_fraction=args.edit_fraction)
+    write_jsonl(records, out)
+    levels = Counter(r.level for r in records)
+    print(f"{out}: {len(records)} preferences ({', '.join(f'{k} {v}' for k, v in sorted(levels.items()))}; "
+          f"{sum(r.edited is not None for r in records)} with an edit)")
     return 0
