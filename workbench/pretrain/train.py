@@ -308,6 +308,7 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
         paths = [checkpoints / "anneal" / f"step-{s:06d}.pt" for s in sorted(snapshot_steps)]
         unwrapped.load_state_dict(ckpt.average_snapshots(paths))
     log_heldout(metrics, "heldout_loss_after_anneal", heldout_losses(unwrapped, heldout, accelerator.device))
+    accelerator.wait_for_everyone()  # every process has read the snapshots before the main one removes them
     if main:
         log = read_log(run.base)
         metrics.update(
