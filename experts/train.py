@@ -103,7 +103,8 @@ def train_expert(cfg, run: RunDir, domain: str, force: bool = False) -> Path:
     if run.is_done(rel) and not force:
         return out
     # Continued pretraining and SFT log to the expert's own trackio database (also when the continued
-    # pretraining is already done); the caller's TRACKIO_DIR is restored afterwards.
+    # pretraining is already done) unless this process imported trackio already (it fixes its folder
+    # on import: inside the rounds the run's database gets them); the caller's TRACKIO_DIR is restored.
     previous = os.environ.get("TRACKIO_DIR")
     if cfg.tracking.backend == "trackio":
         use_run_dir(cpt_run(run, domain).tracking)

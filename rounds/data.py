@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from workbench.jsonl import read_jsonl
 from workbench.rundir import RunDir
@@ -33,14 +34,19 @@ def curated_examples(cfg) -> list[dict]:
              "source": "curated"} for t in curated_tasks(cfg)]
 
 
-def sft_mix(cfg, run: RunDir, n: int) -> list[dict]:
-    """Round ``n``'s SFT data: rejection-sampled best responses of rounds 1..n plus curated rows at their share."""
+def sampled_sft_files(run: RunDir, n: int) -> list[tuple[int, str | None, Path]]:
+    """(round, expert or None for the policy, file) of every rejection-sampled ``sft.jsonl`` of rounds 1..n."""
     from experts.rounds import expert_sft_files
 
-    sampled = []
-    for r in range(1, n + 1):
-        for path in [run.round_stage(r, "samples") / "sft.jsonl", *expert_sft_files(run, r)]:
-            sampled += [{"messages": row["messages"], "source": f"round_{r:02d}"} for row in read_jsonl(path)]
+    return [item for r in range(1, n + 1)
+            for item in [(r, None, run.round_stage(r, "samples") / "sft.jsonl"),
+                         *((r, path.parent.name, path) for path in expert_sft_files(run, r))]]
+
+
+def sft_mix(cfg, run: RunDir, n: int) -> list[dict]:
+    """Round ``n``'s SFT data: rejection-sampled best responses of rounds 1..n plus curated rows at their share."""
+    sampled = [{"messages": row["messages"], "source": f"round_{r:02d}"}
+               for r, _, path in sampled_sft_files(run, n) for row in read_jsonl(path)]
     curated = curated_examples(cfg)
     share = cfg.rounds.curated_share
     want = round(share / (1 - share) * len(sampled)) if sampled else len(curated)

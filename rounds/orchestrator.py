@@ -143,17 +143,13 @@ class Orchestrator:
                 "sft": self.cfg.sft, "dpo": self.cfg.dpo, "policy": self.cfg.eval}[stage]
 
     def _inputs(self, n: int, stage: str) -> dict:
-        from experts.rounds import expert_sft_files
-
         run = self.run
         return {
             "preferences": {"policy": self.policy_before(n), "other": self.second_model(n)},
             "reward": {"base": run.base, **{f"preferences_{r:02d}": run.round_stage(r, "preferences") / "preferences.jsonl"
                                               for r in range(1, n + 1)}},
-            "sft": {"init": self._sft_init(n), **{f"samples_{r:02d}": run.round_stage(r, "samples") / "sft.jsonl"
-                                                   for r in range(1, n + 1)},
-                    **{f"samples_{r:02d}_expert_{path.parent.name}": path
-                       for r in range(1, n + 1) for path in expert_sft_files(run, r)}},
+            "sft": {"init": self._sft_init(n), **{f"samples_{r:02d}" + (f"_expert_{expert}" if expert else ""): path
+                                                   for r, expert, path in round_data.sampled_sft_files(run, n)}},
             "dpo": {"sft": self.model_dir(n, "sft"), "preferences": run.round_stage(n, "preferences") / "preferences.jsonl"},
             "policy": {"dpo": self.model_dir(n, "dpo"), "sft": self.model_dir(n, "sft")},
         }[stage]
