@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sampling.config import SamplingConfig
-from sampling.rejection import check_plan, run_rejection_sampling, select_best
+from sampling.rejection import check_plan, run_rejection_sampling, score_shard, select_best
 from sampling_helpers import CountingBackend, TinyScorer, write_prompts
 from workbench.config_base import ConfigError
 from workbench.rundir import read_manifest
@@ -44,6 +44,26 @@ def test_select_best_keeps_the_top_score_among_passing_samples():
             {"prompt_id": "a", "score": 1.0, "verified": None}, {"prompt_id": "b", "score": 0.5, "verified": False}]
     select_best(rows)
     assert [r["chosen"] for r in rows] == [False, True, False, False]
+
+
+def test_a_prompts_identical_samples_are_verified_once():
+    class LengthScorer:
+        def score(self, prompts, responses):
+            return [float(len(r)) for r in responses]
+
+    calls = []
+
+    def verifier(record, response):
+        calls.append((record["id"], response))
+        return response != "bad"
+
+    records = {"a": {"id": "a", "messages": []}, "b": {"id": "b", "messages": []}}
+    texts = [("a", "x"), ("a", "x"), ("a", "bad"), ("a", "x"), ("b", "x"), ("b", "bad"), ("b", "bad")]
+    rows = [{"prompt_id": p, "text": t} for p, t in texts]
+    score_shard(rows, records, LengthScorer(), verifier)
+    assert sorted(calls) == [("a", "bad"), ("a", "x"), ("b", "bad"), ("b", "x")]
+    assert [r["verified"] for r in rows] == [t != "bad" for _, t in texts]
+    assert [r["chosen"] for r in rows] == [True, False, False, False, True, False, False]
 
 
 @pytest.fixture(scope="module")
