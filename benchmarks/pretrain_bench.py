@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/pretrain_bench.py [--size tiny] [--seq-len 256] [--batch 16] [--steps 30]
 
-All three are measured in the same run on the same machine: the float32 ceiling (torch.mm on
-large square matrices), `workbench pretrain` (its median step tokens/s, from its step log) and a
+All are measured in the same run on the same machine: the float32 ceiling (torch.mm on large
+square matrices), `workbench pretrain` (its median step tokens/s, from its step log), the same with
+`pretrain.compile: true` (torch.compile through accelerate; the compiling steps are excluded) and a
 `transformers.Trainer` loop on the same model (same init), the same packed rows, the same 4D
 document mask, AdamW and clipping. Achieved GFLOP/s counts, per token, 6 x parameters (the tied
 output embedding once) plus 12 x layers x seq_len x attention width for the attention scores and
@@ -72,13 +73,13 @@ def prepare_run(root: Path, source: Path | None) -> None:
     save_tokenizer(train_tokenizer(list(texts), vocab_size=2048), root / "tokenizer")
 
 
-def workbench_loop(root: Path, size: str, seq_len: int, batch: int, steps: int) -> float:
-    """Median step tokens/s of `workbench pretrain` (warm-up steps excluded)."""
+def workbench_loop(root: Path, size: str, seq_len: int, batch: int, steps: int, compile: bool = False) -> float:
+    """Median step tokens/s of `workbench pretrain` (warm-up and compile steps excluded)."""
     cfg = build(WorkbenchConfig, {
         "run_dir": str(root), "tracking": {"backend": "none"}, "model": {"size": size},
         "pretrain": {"max_steps": steps, "warmup_steps": 2, "anneal_steps": 0, "anneal_average": 1,
                      "ramp": [[0, seq_len, batch]], "eval_interval": 0, "eval_tokens": 512,
-                     "checkpoint_interval": 10**6}}, "bench:")
+                     "checkpoint_interval": 10**6, "compile": compile}}, "bench:")
     run_pretrain(cfg, RunDir(root), force=True)
     return float(np.median([r["tokens_per_s"] for r in read_log(root / "base")[3:]]))
 
@@ -138,6 +139,7 @@ def main() -> None:
         params, cfg = count_parameters(model), model.config
         ceiling = matmul_ceiling()
         ours = workbench_loop(root, args.size, args.seq_len, args.batch, args.steps)
+        compiled = workbench_loop(root, args.size, args.seq_len, args.batch, args.steps, compile=True)
         hf = trainer_loop(root, args.size, args.seq_len, args.batch, args.steps)
         ceiling = max(ceiling, matmul_ceiling())
     flops_per_token = model_flops_per_token(params, cfg.num_hidden_layers,
@@ -148,7 +150,8 @@ def main() -> None:
           f"({6 * params / flops_per_token:.0%} of it 6N)")
     print(f"{'':28}{'tokens/s':>10}{'GFLOP/s':>10}{'% ceiling':>11}{'vs Trainer':>12}")
     print(f"{'float32 torch.mm ceiling':28}{'':>10}{ceiling:>10.1f}{100:>10.0f}%{'':>12}")
-    for name, tok_s in (("workbench pretrain loop", ours), ("transformers.Trainer", hf)):
+    for name, tok_s in (("workbench pretrain loop", ours), ("... with pretrain.compile", compiled),
+                        ("transformers.Trainer", hf)):
         print(f"{name:28}{tok_s:>10.0f}{gflops(tok_s):>10.1f}{100 * gflops(tok_s) / ceiling:>10.0f}%"
               f"{tok_s / hf:>11.2f}x")
 

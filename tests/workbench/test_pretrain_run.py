@@ -131,3 +131,15 @@ def test_two_processes_give_the_result_of_one(reference, tmp_path, tiny_tokenize
     assert losses(root) == pytest.approx(losses(reference), abs=1e-4)
     expected = weights(reference)
     assert all(torch.allclose(w, expected[k], atol=1e-4) for k, w in weights(root).items())
+
+
+def test_compiled_run_follows_the_eager_one(reference, tmp_path, tiny_tokenizer_dir):
+    root = make_run(tmp_path / "compiled", tiny_tokenizer_dir)
+    run_pretrain(config(root, compile=True), RunDir(root))
+    manifest = read_manifest(root / "base")
+    assert manifest["status"] == "done" and manifest["metrics"]["compiled"]
+    assert not read_manifest(reference / "base")["metrics"]["compiled"]
+    assert losses(root) == pytest.approx(losses(reference), abs=1e-3)
+    expected = weights(reference)
+    assert set(weights(root)) == set(expected)  # saved without the compiled wrapper's key prefix
+    assert all(torch.allclose(w, expected[k], atol=1e-3) for k, w in weights(root).items())

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.utils import is_compiled_module
 from tqdm.auto import tqdm
 
 from workbench import tracking
@@ -35,7 +36,7 @@ REPORT = "pretrain_report.json"
 LOG = "train_log.jsonl"
 # Settings a checkpoint may be resumed under even if they changed since it was written.
 RESUMABLE_CHANGES = {"num_processes", "micro_batch_size", "checkpoint_interval", "keep_checkpoints",
-                     "log_interval", "eval_interval"}
+                     "log_interval", "eval_interval", "compile"}
 
 
 # -- setup -----------------------------------------------------------------------------------------
@@ -251,6 +252,10 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
         metrics["resumed_from_step"] = start
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
+    if pc.compile:
+        # After the DDP wrap, as accelerate's dynamo plugin does; not through the plugin, whose
+        # process-wide state keeps the first Accelerator's choice for every later one in a process.
+        model = torch.compile(model)
     model.train()
 
     # 3) the loop: one optimizer step per iteration
@@ -314,7 +319,7 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
         metrics.update(
             final_train_loss=float(np.mean([r["loss"] for r in log[-10:]])),
             tokens=int(sum(r["tokens"] for r in log)),
-            steps=total, parameters=count_parameters(unwrapped), processes=world,
+            steps=total, parameters=count_parameters(unwrapped), processes=world, compiled=is_compiled_module(model),
             tokens_per_s=float(np.median([r["tokens_per_s"] for r in log])),
             wall_time_s=round(time.time() - t0, 1),
             averaged_snapshots=sorted(snapshot_steps))
