@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import is_compiled_module
 from tqdm.auto import tqdm
 
 from workbench import tracking
@@ -87,15 +86,18 @@ def domain_sums(token_losses: torch.Tensor, batch: Batch, num_domains: int) -> t
 
 
 def train_step(model, batch: Batch, global_targets: int, world: int, micro: int, accelerator,
-               num_domains: int) -> torch.Tensor:
-    """Forward and backward over this process's rows in micro-batches; returns its domain sums."""
+               num_domains: int, losses_fn=forward_losses) -> torch.Tensor:
+    """Forward and backward over this process's rows in micro-batches; returns its domain sums.
+
+    ``losses_fn`` is :func:`forward_losses` or its compiled form (``pretrain.compile``).
+    """
     sums = torch.zeros(2, num_domains, device=accelerator.device)
     starts = list(range(0, len(batch.input_ids), micro))
     for i, start in enumerate(starts):
         mb = batch.rows(start, start + micro)
         last = i == len(starts) - 1
         with contextlib.nullcontext() if last else accelerator.no_sync(model), accelerator.autocast():
-            token_losses = forward_losses(model, mb)
+            token_losses = losses_fn(model, mb)
             # DDP averages gradients over processes, hence x world: the result is sum / global targets.
             accelerator.backward(token_losses.sum() * world / global_targets)
         sums += domain_sums(token_losses.detach(), mb, num_domains)
@@ -252,10 +254,10 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
         metrics["resumed_from_step"] = start
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
-    if pc.compile:
-        # After the DDP wrap, as accelerate's dynamo plugin does; not through the plugin, whose
-        # process-wide state keeps the first Accelerator's choice for every later one in a process.
-        model = torch.compile(model)
+    # The model and its loss compiled together (the cross-entropy fuses too), after the DDP wrap as
+    # accelerate's dynamo plugin would; not through the plugin, whose process-wide state keeps the
+    # first Accelerator's choice for every later one in the process (tests, benchmarks).
+    losses_fn = torch.compile(forward_losses) if pc.compile else forward_losses
     model.train()
 
     # 3) the loop: one optimizer step per iteration
@@ -275,7 +277,7 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
         per_process = batch_size // world
         local = batch.rows(rank * per_process, (rank + 1) * per_process).to(accelerator.device)
         sums = train_step(model, local, batch.num_targets, world, pc.micro_batch_size or per_process,
-                          accelerator, len(domains))
+                          accelerator, len(domains), losses_fn)
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), pc.grad_clip) if pc.grad_clip > 0 else None
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -319,7 +321,7 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
         metrics.update(
             final_train_loss=float(np.mean([r["loss"] for r in log[-10:]])),
             tokens=int(sum(r["tokens"] for r in log)),
-            steps=total, parameters=count_parameters(unwrapped), processes=world, compiled=is_compiled_module(model),
+            steps=total, parameters=count_parameters(unwrapped), processes=world, compiled=pc.compile,
             tokens_per_s=float(np.median([r["tokens_per_s"] for r in log])),
             wall_time_s=round(time.time() - t0, 1),
             averaged_snapshots=sorted(snapshot_steps))
