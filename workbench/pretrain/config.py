@@ -40,8 +40,8 @@ class PretrainConfig:
     num_processes: int = field(1, "processes (accelerate launch); the global batch is split between them")
     seed: int | None = field(None, "seed of the model's init and the data order (null: the run's seed)")
     log_interval: int = field(1, "steps between tracker logs")
-    compile: bool = field(False, "torch.compile the model (inductor) for the training steps; "
-                                 "pays a compile at start and at each new ramp shape, see the README's benchmarks")
+    compile: bool = field(False, "torch.compile the training step's forward pass and loss (inductor); "
+                                 "pays a compile for each ramp shape, see the README's benchmarks")
     init_from: str | None = field(None, "start from this HF model folder's weights instead of a random init "
                                         "(continued pretraining, e.g. of capability experts)")
 

@@ -257,7 +257,8 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
     # The model and its loss compiled together (the cross-entropy fuses too), after the DDP wrap as
     # accelerate's dynamo plugin would; not through the plugin, whose process-wide state keeps the
     # first Accelerator's choice for every later one in the process (tests, benchmarks).
-    losses_fn = torch.compile(forward_losses) if pc.compile else forward_losses
+    # dynamic=False: one static graph per ramp shape rather than a slower shape-generic one.
+    losses_fn = torch.compile(forward_losses, dynamic=False) if pc.compile else forward_losses
     model.train()
 
     # 3) the loop: one optimizer step per iteration
