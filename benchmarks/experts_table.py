@@ -31,10 +31,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import mean
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from experts.config import DOMAINS
+from rounds.report import markdown_table
 from workbench.rundir import STAGES, RunDir, read_manifest
 
 
@@ -60,10 +62,8 @@ def fmt(value, digits: int = 1) -> str:
 
 
 def markdown(header: list[str], rows: list[list]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A Markdown table, cells through :func:`fmt`."""
+    return markdown_table(header, [[fmt(c) for c in row] for row in rows])
 
 
 # -- part 1: each expert against the base and the round policy -----------------------------------------
@@ -195,12 +195,6 @@ def round_record(run: RunDir, n: int) -> dict:
         "sampling": sampling,
         "sampling_by_family": by_family,
     }
-
-
-def mean(values) -> float:
-    """The mean of some numbers."""
-    values = list(values)
-    return sum(values) / len(values)
 
 
 def part2_tables(without: dict, with_: dict, n: int, domains: list[str]) -> str:

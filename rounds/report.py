@@ -90,12 +90,18 @@ def plots(run, out_dir: Path) -> dict[str, str]:
     return figures
 
 
-def _markdown_table(frame) -> str:
-    """A DataFrame as a Markdown table (index first)."""
-    lines = ["| " + " | ".join([str(frame.index.name or "")] + [str(c) for c in frame.columns]) + " |",
-             "|" + "---|" * (len(frame.columns) + 1)]
-    lines += ["| " + " | ".join([str(i)] + [_fmt(v) for v in row]) + " |" for i, row in zip(frame.index, frame.values.tolist())]
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table of string cells (the report's tables; benchmarks print theirs with it too)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _frame_table(frame) -> str:
+    """A DataFrame as a Markdown table (index first)."""
+    header = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
+    return markdown_table(header, [[str(i)] + [_fmt(v) for v in row]
+                                   for i, row in zip(frame.index, frame.values.tolist())])
 
 
 def pd_isna(value) -> bool:
@@ -117,11 +123,9 @@ def write_report(run_root: str | Path) -> Path:
     header, rows = round_table(run)
     ev = run.evaluation()
     pivot = ev.pivot_table(index="model", columns="family", values="accuracy") if not ev.empty else None
-    md = [f"# Run report: {run.dir.root.name}", "", "## Per round", "",
-          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md = [f"# Run report: {run.dir.root.name}", "", "## Per round", "", markdown_table(header, rows)]
     if pivot is not None:
-        md += ["", "## Task-world accuracy (fresh instances)", "", _markdown_table(pivot.round(3))]
+        md += ["", "## Task-world accuracy (fresh instances)", "", _frame_table(pivot.round(3))]
     md += ["", *[f"![{title}]({name})" for title, name in figures.items()]]
     atomic_write_text(out / "index.md", "\n".join(md) + "\n")
     body = [f"<h1>Run report: {html.escape(run.dir.root.name)}</h1>", "<h2>Per round</h2><table border=1 cellpadding=4>",
