@@ -11,8 +11,8 @@ Each part is skipped when done (``force`` redoes all three), so an interrupted e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import os
 import shutil
 from pathlib import Path
 
@@ -95,7 +95,7 @@ def cpt_metrics(model_dir: Path, domain: str) -> dict:
 
 def train_expert(cfg, run: RunDir, domain: str, force: bool = False) -> Path:
     """Make the ``domain`` expert in ``runs/<name>/experts/<domain>/`` (skipped when done); returns it."""
-    from workbench.tracking import trainer_kwargs, use_run_dir
+    from workbench.tracking import trainer_kwargs, using_run_dir
 
     if domain not in DOMAINS:
         raise ValueError(f"expert {domain!r}: expected one of {list(DOMAINS)}")
@@ -104,15 +104,10 @@ def train_expert(cfg, run: RunDir, domain: str, force: bool = False) -> Path:
         return out
     # Continued pretraining and SFT log to the expert's own trackio database (also when the continued
     # pretraining is already done) unless this process imported trackio already (it fixes its folder
-    # on import: inside the rounds the run's database gets them); the caller's TRACKIO_DIR is restored.
-    previous = os.environ.get("TRACKIO_DIR")
-    if cfg.tracking.backend == "trackio":
-        use_run_dir(cpt_run(run, domain).tracking)
-    try:
+    # on import: inside the rounds the run's database gets them).
+    trackio = cfg.tracking.backend == "trackio"
+    with using_run_dir(cpt_run(run, domain).tracking) if trackio else contextlib.nullcontext():
         return _make_expert(cfg, run, domain, out, rel, force, trainer_kwargs(cfg, f"expert-{domain}"))
-    finally:
-        if previous is not None:
-            os.environ["TRACKIO_DIR"] = previous
 
 
 def _make_expert(cfg, run: RunDir, domain: str, out: Path, rel: Path, force: bool, tracking: dict) -> Path:

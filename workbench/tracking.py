@@ -9,6 +9,7 @@ Dashboard: ``TRACKIO_DIR=runs/<name>/tracking trackio show --project <name>``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,23 @@ def use_run_dir(tracking_dir: str | Path) -> None:
     os.environ["TRACKIO_DIR"] = str(Path(tracking_dir).resolve())
     os.environ.setdefault("TRACKIO_SHOW", "0")
     Path(tracking_dir).mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def using_run_dir(tracking_dir: str | Path):
+    """:func:`use_run_dir` for a block; the caller's ``TRACKIO_DIR`` is restored (or unset) afterwards.
+
+    Only a process that imports trackio inside the block logs there: trackio fixes its folder on import.
+    """
+    previous = os.environ.get("TRACKIO_DIR")
+    use_run_dir(tracking_dir)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TRACKIO_DIR", None)
+        else:
+            os.environ["TRACKIO_DIR"] = previous
 
 
 def project_name(cfg) -> str:
