@@ -9,7 +9,8 @@ steps are excluded) and a `transformers.Trainer` loop on the same model (same in
 packed rows, the same 4D document mask, AdamW and clipping. Achieved GFLOP/s counts, per token,
 6 x parameters (the tied output embedding once) plus 12 x layers x seq_len x attention width for
 the attention scores and their weighted sum (the PaLM model-FLOPs formula; with an explicit block
-mask the full T x T is computed). The ceiling is measured before and after the loops and the higher value is used.
+mask the full T x T is computed). The ceiling is measured before and after the loops and the higher
+value is used.
 The model size defaults to the embedded default's (configs/demo.yaml).
 Uses runs/<name>/data and runs/<name>/tokenizer when --run-dir has them, else a task-world corpus.
 """
