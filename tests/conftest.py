@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,60 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRACKIO_SHOW", "0")
+
+
+
+def _process_state() -> dict:
+    """The process-wide state a test can change behind the next one's back."""
+    state = {"recursion limit": sys.getrecursionlimit(), "working directory": os.getcwd(),
+             "environment": dict(os.environ)}
+    torch = sys.modules.get("torch")  # never imported just for this
+    if torch is not None:
+        state["torch threads"] = torch.get_num_threads()
+        state["torch default dtype"] = torch.get_default_dtype()
+    return state
+
+
+def _restore(state: dict) -> None:
+    sys.setrecursionlimit(state["recursion limit"])
+    os.chdir(state["working directory"])
+    os.environ.clear()
+    os.environ.update(state["environment"])
+    torch = sys.modules.get("torch")
+    if torch is not None and "torch threads" in state:
+        torch.set_num_threads(state["torch threads"])
+        torch.set_default_dtype(state["torch default dtype"])
+
+
+LEAKS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def isolate_process_state(request):
+    """Give every test the process state it started with: what one test changes, the next never sees.
+
+    Changes are undone and listed at the end of the run (libraries change some on purpose:
+    torch.compile raises the recursion limit, vLLM sets its environment variables).
+    """
+    before = _process_state()
+    yield
+    after = _process_state()
+    changed = sorted(key for key in before if before[key] != after.get(key, before[key]))
+    if changed:
+        env_keys = sorted(k for k in before["environment"].keys() | after["environment"].keys()
+                          if before["environment"].get(k) != after["environment"].get(k))
+        detail = ", ".join(f"environment ({', '.join(env_keys)})" if key == "environment" else key for key in changed)
+        LEAKS.append(f"{request.node.nodeid}: {detail}")
+        _restore(before)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """List the tests that changed process state (and had it undone)."""
+    if LEAKS:
+        terminalreporter.section("process state changed by tests (undone after each)")
+        for line in LEAKS:
+            terminalreporter.write_line(line)
+
 
 TINY_TEXTS = [
     "What is 12 + 30?\nAnswer: 42",

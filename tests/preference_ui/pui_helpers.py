@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from preference_ui.items import validate_item
 from preference_ui.store import Store
@@ -47,28 +50,55 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_http(url: str, timeout: float = 90.0, proc: subprocess.Popen | None = None) -> None:
-    """Wait until ``url`` answers (any HTTP status)."""
+# Start-up imports gradio, torch and transformers: seconds on a quiet machine, minutes on a loaded one.
+SERVER_START_TIMEOUT = float(os.environ.get("WORKBENCH_TEST_SERVER_TIMEOUT", "600"))
+
+
+def wait_for_http(url: str, timeout: float = SERVER_START_TIMEOUT, proc: subprocess.Popen | None = None,
+                  log: Path | None = None) -> None:
+    """Wait until ``url`` answers (any HTTP status); fail at once if ``proc`` exits, with its log."""
     import httpx
 
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}{_log_tail(log)}")
         try:
             httpx.get(url, timeout=2.0)
             return
         except httpx.HTTPError:
             time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s{_log_tail(log)}")
 
 
-def start_server_process(db: Path, port: int, log: Path) -> subprocess.Popen:
-    """`workbench annotate serve` in its own process (so it can be SIGKILLed)."""
+def _log_tail(log: Path | None, lines: int = 40) -> str:
+    """The last lines of a server log, for an error message."""
+    if log is None or not log.exists():
+        return ""
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"\n--- last {len(tail)} lines of {log} ---\n" + "\n".join(tail)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGKILL the process's whole group (it was started in a session of its own) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(60)
+
+
+@contextlib.contextmanager
+def server_process(db: Path, port: int, log: Path) -> Iterator[subprocess.Popen]:
+    """`workbench annotate serve` in its own process (so it can be SIGKILLed), stopped on every path."""
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "annotate", "serve", "--db", str(db), "--port", str(port),
-         "--set", "annotation.lease_seconds=600"],
-        cwd=REPO, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for_http(f"http://127.0.0.1:{port}/", proc=proc)
-    return proc
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "annotate", "serve", "--db", str(db), "--port", str(port),
+             "--set", "annotation.lease_seconds=600"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", proc=proc, log=log)
+        yield proc
+    finally:
+        stop_process(proc)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 
 import pytest
 from gradio_client import Client
-from pui_helpers import PASSWORDS, free_port, make_items, new_store, start_server_process
+from pui_helpers import PASSWORDS, free_port, make_items, new_store, server_process, stop_process
 
 from preference_ui.store import Store
 
@@ -20,9 +18,8 @@ def test_sigkill_mid_session_loses_no_acknowledged_submission(tmp_path):
     new_store(db).import_items(make_items(40, prefix="k"), overlap=2)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    proc = start_server_process(db, port, tmp_path / "server.log")
     acked: dict[str, list[str]] = {"alice": [], "bob": []}
-    try:
+    with server_process(db, port, tmp_path / "server.log") as proc:
         alice = Client(url, auth=("alice", PASSWORDS["alice"]), verbose=False)
         item = alice.predict(api_name="/current")[0]
         for _ in range(2):
@@ -48,14 +45,11 @@ def test_sigkill_mid_session_loses_no_acknowledged_submission(tmp_path):
         worker = threading.Thread(target=bob_works, daemon=True)
         worker.start()
         assert enough.wait(120)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+        stop_process(proc)  # SIGKILL mid-session
     worker.join(60)
     assert len(acked["bob"]) >= 3
 
-    proc = start_server_process(db, port, tmp_path / "server.log")
-    try:
+    with server_process(db, port, tmp_path / "server.log"):
         store = Store(db)
         stored = {(r.annotator, r.meta["item_id"]) for r in store.export()}
         assert {("alice", i) for i in acked["alice"]} <= stored
@@ -69,6 +63,3 @@ def test_sigkill_mid_session_loses_no_acknowledged_submission(tmp_path):
         assert bobs_next and ("bob", bobs_next) not in stored  # his next, unanswered item
         bob.predict(bobs_next, "A", "better", None, api_name="/submit")
         assert ("bob", bobs_next) in {(r.annotator, r.meta["item_id"]) for r in store.export()}
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)

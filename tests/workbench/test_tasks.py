@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 
 import pytest
 
@@ -153,6 +154,19 @@ def test_code_static_checks():
     assert "exactly one argument" in static_check("def f(*xs):\n    return xs\n", "f")
     assert "does not parse" in static_check("x = " + "+".join(["1"] * 5000), "f")
     assert "longer than" in static_check("x = 1\n" * 10000, "f")
+
+
+@pytest.mark.parametrize("limit", [1000, 100_000])
+def test_code_static_check_verdict_ignores_the_recursion_limit(limit):
+    """torch.compile raises the process's recursion limit; the verdict on deep code must not follow it."""
+    deep, shallow = "x = " + "+".join(["1"] * 5000), "def f(xs):\n    return " + "+".join(["xs[0]"] * 150) + "\n"
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        assert static_check(deep, "f").startswith("the code does not parse")
+        assert static_check(shallow, "f") is None
+    finally:
+        sys.setrecursionlimit(before)
 
 
 def test_code_verdicts_explain_failures():

@@ -18,6 +18,10 @@ PHRASINGS = ("Write a Python function {fname}(xs) that {spec}.",
 TIMEOUT = 5.0  # wall-clock seconds for one response's whole test batch
 MEMORY_MB = 512
 MAX_CODE_CHARS = 20_000  # parsed in the caller's process, so bounded before ast sees it
+# Whether ast.parse survives deep nesting depends on the interpreter's recursion limit, which other
+# code raises (torch.compile does); this explicit bound, far below what any limit >= 1000 parses,
+# makes the verdict the same whatever that global state is.
+MAX_AST_DEPTH = 200
 # Fixed lists that catch the usual bugs (first/last element, duplicates, negatives), then random ones.
 EDGE_LISTS = ([3, -1, 7, 2, 7, 0], [5], [-4, -9, -2], [2, 4, 6, 1, 1], [0, -3, 8, -3, 5, 10, -6])
 RANDOM_LISTS = 4
@@ -98,6 +102,8 @@ def static_check(code: str, fname: str) -> str | None:
         return f"the code does not parse: {exc.msg} (line {exc.lineno})"
     except (RecursionError, MemoryError, ValueError) as exc:  # pathological nesting, in our own process
         return f"the code does not parse: {type(exc).__name__}"
+    if ast_depth(tree) > MAX_AST_DEPTH:
+        return f"the code does not parse: it is nested more than {MAX_AST_DEPTH} levels deep"
     defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == fname]
     if not defs:
         return f"the code does not define a function {fname}(xs) at top level"
@@ -108,6 +114,16 @@ def static_check(code: str, fname: str) -> str | None:
     if required != 1 or required_kw or args.vararg:
         return f"{fname} must take exactly one argument (xs)"
     return None
+
+
+def ast_depth(tree: ast.AST) -> int:
+    """The deepest nesting of ``tree``'s nodes, walked without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def same(got: Any, expected: Any) -> bool:
