@@ -114,8 +114,7 @@ def train_reward_model(cfg, preferences: Any, base_dir: str | Path, out_dir: str
         seconds = time.perf_counter() - t0
     epochs = trainer.state.epoch or rcfg.num_train_epochs
     metrics.update(counts, train_preferences=len(train), train_loss=result.training_loss,
-                   train_seconds=round(seconds, 3), train_pairs_per_s=round(counts["train_pairs"] * epochs / seconds, 3),
-                   row_format=rcfg.row_format)
+                   train_seconds=round(seconds, 3), train_pairs_per_s=round(counts["train_pairs"] * epochs / seconds, 3))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     if losses:
         metrics.update(first_logged_loss=losses[0], last_logged_loss=losses[-1])

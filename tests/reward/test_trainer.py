@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from reward.data import packed_rows
-from reward.scoring import RewardScorer
 from reward.trainer import RankedRowsCollator, block_mask, bradley_terry_loss, response_scores
+from workbench import chat
 from workbench.preferences import Preference
 
 
@@ -47,22 +47,74 @@ def test_block_mask_isolates_responses():
     assert allowed[6].tolist() == [False] * 6 + [True]  # padding sees itself only
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_packed_scores_equal_scores_alone(tiny_model_dir, tiny_tokenizer, attn):
+def alone_ids(tokenizer, prompt: list[dict], response: str) -> list[int]:
+    """One (prompt, response) tokenized straight from the tokenizer: its chat template, then the response's turn."""
+    head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)["input_ids"]
+    return list(head) + tokenizer(response + chat.EOT, add_special_tokens=False)["input_ids"]
+
+
+def plain_logit(model, ids: list[int]) -> float:
+    """LlamaForSequenceClassification's own score of one unpadded sequence (its logit at the last token)."""
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits[0, 0].item()
+
+
+def reward_model(tiny_model_dir, tiny_tokenizer, attn: str = "sdpa"):
+    """The tiny base with a seeded random one-label head, in eval mode."""
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1, attn_implementation=attn)
     model.config.pad_token_id = tiny_tokenizer.pad_token_id
-    model.eval()
+    return model.eval()
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packed_scores_equal_scores_alone(tiny_model_dir, tiny_tokenizer, attn):
+    model = reward_model(tiny_model_dir, tiny_tokenizer, attn)
     records = [three_response_preference(i) for i in (1, 22)]
     rows = packed_rows(records, tiny_tokenizer, 512, {}, seed=0)
     batch = RankedRowsCollator(tiny_tokenizer.pad_token_id)([rows.dataset[0], rows.dataset[1]])
     with torch.no_grad():
         packed = response_scores(model, batch["input_ids"], block_mask(batch["segment_ids"]),
                                  batch["position_ids"], batch["ends"])
-    scorer = RewardScorer.from_model(model, tiny_tokenizer, batch_size=1)
+    alone_scores = set()
     for b, record in enumerate(records):
-        for k, rank in enumerate(rows.dataset[b]["ranks"]):
-            alone = scorer.score([record.prompt], [record.ranked()[rank]])[0]
+        row = rows.dataset[b]
+        for k, rank in enumerate(row["ranks"]):
+            ids = alone_ids(tiny_tokenizer, record.prompt, record.ranked()[rank])
+            segment = [t for t, s in zip(row["input_ids"], row["segment_ids"]) if s in (0, k + 1)]
+            assert segment == ids  # the row holds exactly the tokens the response has alone
+            alone = plain_logit(model, ids)
             assert packed[b, k].item() == pytest.approx(alone, abs=1e-5)
+            alone_scores.add(round(alone, 4))
+    assert len(alone_scores) == 6  # every response scores differently, so a swapped read would show
+
+
+@pytest.mark.parametrize("margins", [{}, {"significantly_better": 0.7, "better": 0.3}])
+def test_trainer_loss_is_the_bradley_terry_loss_of_the_plain_models_scores(tiny_model_dir, tiny_tokenizer, tmp_path,
+                                                                           margins):
+    from reward.train import build_trainer
+    from workbench.config import TrackingConfig, WorkbenchConfig
+
+    cfg = WorkbenchConfig(tracking=TrackingConfig(backend="none"), device="cpu")
+    cfg.reward.margins, cfg.reward.center_rewards_coefficient = margins, 0.05
+    records = [three_response_preference(1),
+               Preference(id="two", prompt=[{"role": "user", "content": "Say hi."}], chosen="hi", rejected="Answer: 9",
+                          level="better")]
+    model = reward_model(tiny_model_dir, tiny_tokenizer)
+    trainer, counts = build_trainer(cfg, model, tiny_tokenizer, records, tmp_path, seed=0)
+    assert counts["train_pairs"] == 3 + 1
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, batch).item()
+
+    terms, scores = [], []
+    for record in records:
+        ranked = [plain_logit(model, alone_ids(tiny_tokenizer, record.prompt, r)) for r in record.ranked()]
+        scores += ranked
+        margin = margins.get(record.level, 0.0)
+        terms += [-math.log(1 / (1 + math.exp(-(ranked[i] - ranked[j] - margin))))
+                  for i in range(len(ranked)) for j in range(i + 1, len(ranked))]
+    expected = sum(terms) / len(terms) + 0.05 * sum(s * s for s in scores) / len(scores)
+    assert loss == pytest.approx(expected, abs=1e-5)
