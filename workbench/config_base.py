@@ -9,6 +9,8 @@ with ``configs/x.yaml: sft.learnig_rate: unknown field`` instead of silently usi
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -19,6 +21,50 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type; the message names where."""
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 as PyYAML reads it, plus YAML 1.2 floats without a dot (``1e-4``), and no duplicate keys."""
+
+    def construct_mapping(self, node, deep=False):
+        """A mapping; a key given twice is an error naming its line (PyYAML would keep the last silently)."""
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            if isinstance(key, str):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# PyYAML's float pattern needs a dot, so `1e-4` would be the string "1e-4" (refused as "expected a number").
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_name(name: str) -> None:
+    """Refuse a run name that is not one plain folder name, so runs/<name> stays under runs/."""
+    if not RUN_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(f"name: {name!r} is not a plain folder name (letters, digits, '.', '_' and '-', "
+                          "starting with a letter or digit, no '..', at most 100 characters); "
+                          "set run_dir to put the run folder elsewhere")
+
+
+def safe_load(text: str, where: str) -> Any:
+    """Parse YAML text with the workbench's loader, or raise ConfigError naming ``where``."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid YAML: nested too deeply") from None
 
 
 def field(default: Any, help: str, **kwargs: Any) -> Any:
@@ -94,6 +140,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -116,7 +164,7 @@ def build(cls: type, data: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected a mapping of fields, got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(map(str, set(data) - set(fields)))
     if unknown:
         raise ConfigError(
             f"{_join(where, unknown[0])}: unknown field (known: {', '.join(sorted(fields))})"
@@ -156,10 +204,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = [p for p in key.strip().split(".") if p]
     if not path:
         raise ConfigError(f"override {text!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    value = safe_load(raw, f"override {text!r}: value") if raw.strip() else ""
     return path, value
 
 
@@ -180,16 +225,21 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, with errors that name the file."""
+    """Read a non-empty YAML mapping, with errors that name the file (and the line, for bad bytes)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                          "save the file as UTF-8") from None
+    data = safe_load(text, str(path))
     if data is None:
-        return {}
+        raise ConfigError(f"{path}: the config file is empty; give at least `name:` (configs/demo.yaml "
+                          "shows every field)")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}")
     return data

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from workbench.config import CONFIG_DIR, load_config
-from workbench.config_base import ConfigError, parse_override
+from workbench.config_base import ConfigError, check_run_name, parse_override
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "smoke.yaml"])
@@ -67,3 +67,67 @@ def test_ints_widen_to_floats_but_bools_do_not(tmp_path):
     path.write_text("dpo:\n  beta: true\n")
     with pytest.raises(ConfigError, match="dpo.beta: expected a number"):
         load_config(path)
+
+
+@pytest.mark.parametrize("text, value", [("1e-4", 1e-4), ("5E-5", 5e-5), ("+2e3", 2000.0), (".5e1", 5.0)])
+def test_exponent_numbers_are_numbers_in_yaml_and_overrides(tmp_path, text, value):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"name: x\nsft:\n  learning_rate: {text}\n")
+    assert load_config(path).sft.learning_rate == value
+    assert load_config(CONFIG_DIR / "smoke.yaml", [f"sft.learning_rate={text}"]).sft.learning_rate == value
+
+
+def test_non_finite_numbers_are_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dpo:\n  beta: 1e400\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: dpo\.beta: expected a finite number, got inf"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_empty_config_is_refused(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"c\.yaml: the config file is empty"):
+        load_config(path)
+
+
+def test_top_level_that_is_not_a_mapping_is_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("- name: x\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: expected a mapping of fields at the top level, got list"):
+        load_config(path)
+
+
+def test_non_utf8_config_names_file_and_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"name: x\nsft:\n  learning_rate: 1e-4 # \xff\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:3: not UTF-8 text \(byte 0xff\)"):
+        load_config(path)
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\nsft:\n  learning_rate: 0.1\n  learning_rate: 0.2\n")
+    with pytest.raises(ConfigError, match=r"(?s)c\.yaml: not valid YAML: key 'learning_rate' is given twice.*line 4"):
+        load_config(path)
+
+
+def test_deeply_nested_yaml_is_a_config_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: " + "[" * 100_000)
+    with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="override 'name=.*not valid YAML"):
+        parse_override("name=" + "[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.parametrize("name", ["demo", "smoke", "run-2.b_c", "R1"])
+def test_plain_run_names_pass(name):
+    check_run_name(name)
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "a\\b", "..", ".", ".hidden", "", "a..b", "x" * 101, "/abs"])
+def test_run_names_with_path_parts_are_refused(name):
+    with pytest.raises(ConfigError, match="name: .* is not a plain folder name"):
+        check_run_name(name)
