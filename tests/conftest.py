@@ -18,7 +18,7 @@ os.environ.setdefault("TRACKIO_SHOW", "0")
 def _process_state() -> dict:
     """The process-wide state a test can change behind the next one's back."""
     state = {"recursion limit": sys.getrecursionlimit(), "working directory": os.getcwd(),
-             "environment": dict(os.environ)}
+             "environment": {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}}
     torch = sys.modules.get("torch")  # never imported just for this
     if torch is not None:
         state["torch threads"] = torch.get_num_threads()
@@ -29,7 +29,8 @@ def _process_state() -> dict:
 def _restore(state: dict) -> None:
     sys.setrecursionlimit(state["recursion limit"])
     os.chdir(state["working directory"])
-    os.environ.clear()
+    for key in [k for k in os.environ if not k.startswith("PYTEST_") and k not in state["environment"]]:
+        del os.environ[key]
     os.environ.update(state["environment"])
     torch = sys.modules.get("torch")
     if torch is not None and "torch threads" in state:

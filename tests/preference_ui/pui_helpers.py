@@ -76,6 +76,8 @@ def _log_tail(log: Path | None, lines: int = 40) -> str:
     if log is None or not log.exists():
         return ""
     tail = log.read_text(errors="replace").splitlines()[-lines:]
+    if not tail:
+        return f"\n({log} is empty)"
     return f"\n--- last {len(tail)} lines of {log} ---\n" + "\n".join(tail)
 
 
