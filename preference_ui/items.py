@@ -16,10 +16,11 @@ Responses keep their fixed order a, b in the store; the app shows them in an ord
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from workbench.jsonl import is_int, iter_jsonl_numbered, json_problem, shown
 
 MAX_TEXT_CHARS = 200_000
 
@@ -42,7 +43,8 @@ class Item:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _messages(prompt: Any, where: str) -> list[dict]:
+def _messages(prompt: Any) -> list[dict] | None:
+    """The prompt as messages (a plain string is one user turn), or None when it is malformed."""
     if isinstance(prompt, str) and prompt.strip():
         return [{"role": "user", "content": prompt}]
     if isinstance(prompt, list) and prompt and all(
@@ -50,58 +52,68 @@ def _messages(prompt: Any, where: str) -> list[dict]:
         and isinstance(m.get("content"), str) for m in prompt
     ):
         return [{"role": m["role"], "content": m["content"]} for m in prompt]
-    raise ItemError(f"{where}: field 'prompt' must be a non-empty string or a list of "
-                    "{role: system|user|assistant, content: str} messages")
+    return None
+
+
+def item_problems(data: dict) -> list[str]:
+    """Every problem of an item in the import format, each naming its field; empty when it is valid."""
+    found = [f"missing field {key!r}" for key in ("id", "prompt", "responses") if key not in data]
+    found += [f"unknown field {key!r}"
+              for key in sorted(map(str, set(data) - {"id", "prompt", "responses", "models", "round", "meta"}))]
+    if "id" in data and (not isinstance(data["id"], str) or not data["id"].strip() or len(data["id"]) > 200):
+        found.append(f"field 'id' must be a non-empty string of at most 200 characters, got {shown(data['id'])}")
+    if "prompt" in data and _messages(data["prompt"]) is None:
+        found.append("field 'prompt' must be a non-empty string or a list of "
+                     "{role: system|user|assistant, content: str} messages")
+    responses = data.get("responses")
+    if "responses" in data and not (
+            isinstance(responses, list) and len(responses) == 2
+            and all(isinstance(r, str) and r.strip() and len(r) <= MAX_TEXT_CHARS for r in responses)):
+        found.append(f"field 'responses' must be a list of two non-empty strings "
+                     f"(at most {MAX_TEXT_CHARS} characters each)")
+    models = data.get("models") or ["", ""]
+    if not (isinstance(models, list) and len(models) == 2
+            and all(isinstance(m, str) for m in models)):
+        found.append(f"field 'models' must be a list of two strings, got {shown(models)}")
+    round_ = data.get("round", 0)
+    if not is_int(round_) or round_ < 0:
+        found.append(f"field 'round' must be a non-negative integer, got {shown(round_)}")
+    meta = data.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        found.append(f"field 'meta' must be an object, got {shown(meta)}")
+    elif meta is not None and (problem := json_problem(meta)):
+        found.append(f"field 'meta' {problem}")
+    return found
 
 
 def validate_item(data: Any, where: str) -> Item:
-    """Build an :class:`Item` from a dict in the import format, or raise ItemError naming ``where``."""
+    """Build an :class:`Item` from a dict in the import format, or raise ItemError naming ``where`` and all problems."""
     if not isinstance(data, dict):
         raise ItemError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    unknown = set(data) - {"id", "prompt", "responses", "models", "round", "meta"}
-    if unknown:
-        raise ItemError(f"{where}: unknown field {sorted(unknown)[0]!r}")
-    for key in ("id", "prompt", "responses"):
-        if key not in data:
-            raise ItemError(f"{where}: missing field {key!r}")
-    if not isinstance(data["id"], str) or not data["id"].strip() or len(data["id"]) > 200:
-        raise ItemError(f"{where}: field 'id' must be a non-empty string of at most 200 characters")
-    responses = data["responses"]
-    if not (isinstance(responses, list) and len(responses) == 2
-            and all(isinstance(r, str) and r.strip() and len(r) <= MAX_TEXT_CHARS for r in responses)):
-        raise ItemError(f"{where}: field 'responses' must be a list of two non-empty strings "
-                        f"(at most {MAX_TEXT_CHARS} characters each)")
-    models = data.get("models") or ["", ""]
-    if not (isinstance(models, list) and len(models) == 2 and all(isinstance(m, str) for m in models)):
-        raise ItemError(f"{where}: field 'models' must be a list of two strings")
-    round_ = data.get("round", 0)
-    if isinstance(round_, bool) or not isinstance(round_, int) or round_ < 0:
-        raise ItemError(f"{where}: field 'round' must be a non-negative integer")
-    meta = data.get("meta") or {}
-    if not isinstance(meta, dict):
-        raise ItemError(f"{where}: field 'meta' must be an object")
-    return Item(id=data["id"], prompt=_messages(data["prompt"], where), response_a=responses[0],
-                response_b=responses[1], model_a=models[0], model_b=models[1], round=round_, meta=meta)
+    found = item_problems(data)
+    if found:
+        raise ItemError(f"{where}: " + "; ".join(found))
+    responses, models = data["responses"], data.get("models") or ["", ""]
+    return Item(id=data["id"], prompt=_messages(data["prompt"]), response_a=responses[0],
+                response_b=responses[1], model_a=models[0], model_b=models[1], round=data.get("round", 0),
+                meta=data.get("meta") or {})
 
 
 def read_items(path: str | Path) -> list[Item]:
     """Read and validate an item JSONL file; errors name the file and line."""
-    path = Path(path)
     items, seen = [], set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    try:
+        for lineno, data in iter_jsonl_numbered(path):
             where = f"{path}:{lineno}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ItemError(f"{where}: not valid JSON ({exc.msg})") from exc
             item = validate_item(data, where)
             if item.id in seen:
                 raise ItemError(f"{where}: duplicate item id {item.id!r}")
             seen.add(item.id)
             items.append(item)
+    except ItemError:
+        raise
+    except ValueError as exc:  # unreadable line, already naming the file and line
+        raise ItemError(str(exc)) from None
     return items
 
 

@@ -63,16 +63,20 @@ def _train(args) -> int:
 
 
 def read_score_input(path: str | Path) -> list[dict]:
-    """Records with a prompt (messages, or a string taken as one user turn) and a response; errors name the record."""
+    """Records with a prompt (messages, or a string taken as one user turn) and a response; errors name file:line."""
     from workbench import chat
-    from workbench.jsonl import iter_jsonl
+    from workbench.jsonl import iter_jsonl_numbered, message_problems
 
     records = []
-    for i, record in enumerate(iter_jsonl(path), 1):
-        if not isinstance(record, dict) or not isinstance(record.get("response"), str) \
-                or not isinstance(record.get("prompt"), (str, list)):
-            raise ValueError(f"{path}: record {i}: expected an object with \"prompt\" (messages or string) "
+    for lineno, record in iter_jsonl_numbered(path):
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{lineno}: expected an object with \"prompt\" (messages or string) "
                              "and \"response\" (string)")
+        found = [] if isinstance(record.get("response"), str) else ["field 'response' must be a string"]
+        if not isinstance(record.get("prompt"), str):
+            found += message_problems(record.get("prompt"), "prompt")
+        if found:
+            raise ValueError(f"{path}:{lineno}: " + "; ".join(found))
         if isinstance(record["prompt"], str):
             record["prompt"] = chat.user_prompt(record["prompt"])
         records.append(record)

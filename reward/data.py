@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import chat
+from workbench.jsonl import loads
 from workbench.preferences import Preference, PreferenceError, read_jsonl, validate
 
 PACKED_COLUMNS = ("input_ids", "position_ids", "segment_ids", "ends", "ranks", "margin")
@@ -40,9 +41,9 @@ def load_preferences(sources: Any) -> list[Preference]:
 def _from_row(row: dict, where: str) -> Preference:
     if isinstance(row.get("meta"), str):  # to_dataset stores meta as a JSON string
         try:
-            row["meta"] = json.loads(row["meta"]) if row["meta"] else {}
-        except json.JSONDecodeError as exc:
-            raise PreferenceError(f"{where}: field 'meta' is not valid JSON ({exc.msg})") from exc
+            row["meta"] = loads(row["meta"], f"{where}: field 'meta'") if row["meta"] else {}
+        except ValueError as exc:  # names the row and what is wrong
+            raise PreferenceError(str(exc)) from None
     return validate(row, where)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from workbench.jsonl import read_jsonl
+from workbench.posttrain.sft import read_rows
 from workbench.rundir import RunDir
 from workbench.seeds import derive_seed
 from workbench.tasks import generate
@@ -46,7 +46,7 @@ def sampled_sft_files(run: RunDir, n: int) -> list[tuple[int, str | None, Path]]
 def sft_mix(cfg, run: RunDir, n: int) -> list[dict]:
     """Round ``n``'s SFT data: rejection-sampled best responses of rounds 1..n plus curated rows at their share."""
     sampled = [{"messages": row["messages"], "source": f"round_{r:02d}"}
-               for r, _, path in sampled_sft_files(run, n) for row in read_jsonl(path)]
+               for r, _, path in sampled_sft_files(run, n) for row in read_rows([path])]
     curated = curated_examples(cfg)
     share = cfg.rounds.curated_share
     want = round(share / (1 - share) * len(sampled)) if sampled else len(curated)

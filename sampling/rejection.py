@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.config_base import ConfigError, to_dict
-from workbench.jsonl import iter_jsonl, write_jsonl
+from workbench.jsonl import iter_jsonl, iter_jsonl_numbered, message_problems, shown, write_jsonl
 from workbench.rundir import RunDir, atomic_write_json, hash_path, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -72,26 +72,42 @@ def features():
 # -- prompts ---------------------------------------------------------------------------------------
 
 def read_prompts(path: str | Path) -> list[dict]:
-    """Prompt records ``{"id", "messages", "task"}`` from JSONL; ids must be unique (kept as strings)."""
+    """Prompt records ``{"id", "messages", "task"}`` from JSONL; ids are unique strings; errors name file and line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: prompts file not found")
     records, seen = [], set()
-    for number, record in enumerate(iter_jsonl(path), 1):
-        where = f"{path}: record {number}"
-        if not isinstance(record, dict) or "id" not in record or not isinstance(record.get("messages"), list):
-            raise ValueError(f'{where}: expected {{"id": ..., "messages": [...], "task": ...}}')
-        if not record["messages"] or not all(isinstance(m, dict) and {"role", "content"} <= m.keys()
-                                             for m in record["messages"]):
-            raise ValueError(f"{where}: messages must be a non-empty list of {{role, content}}")
-        record["id"] = str(record["id"])
-        if record["id"] in seen:
-            raise ValueError(f"{where}: duplicate prompt id {record['id']!r}")
+    for lineno, record in iter_jsonl_numbered(path):
+        where = f"{path}:{lineno}"
+        if not isinstance(record, dict):
+            raise ValueError(f'{where}: expected {{"id": ..., "messages": [...], "task": ...}}, got {shown(record)}')
+        found = [] if "id" in record else ["missing field 'id'"]
+        if "id" in record and (not isinstance(record["id"], str) or not record["id"]):
+            found.append(f"field 'id' must be a non-empty string, got {shown(record['id'])}")
+        elif record.get("id") in seen:
+            found.append(f"duplicate prompt id {record['id']!r}")
+        found += message_problems(record.get("messages"), "messages")
+        if record.get("task") and not _is_task(record["task"]):
+            found.append(f"field 'task' must be null or a task-world task {{{', '.join(TASK_FIELDS)}}}")
+        if found:
+            raise ValueError(f"{where}: " + "; ".join(found))
         seen.add(record["id"])
         records.append(record)
     if not records:
         raise ValueError(f"{path}: no prompts")
     return records
+
+
+TASK_FIELDS = ("family", "template", "prompt", "reference", "solution", "meta")
+
+
+def _is_task(task: object) -> bool:
+    """True when ``task`` has the shape of ``Task.to_dict()`` (a family of the task world, string fields)."""
+    from workbench.tasks import FAMILIES
+
+    return (isinstance(task, dict) and set(task) <= set(TASK_FIELDS) and task.get("family") in FAMILIES
+            and all(isinstance(task.get(k), str) for k in TASK_FIELDS[1:5])
+            and isinstance(task.get("meta", {}), dict))
 
 
 def draw_system_prompt(prompt_id: str, system_prompts: list[str], seed: int) -> str | None:

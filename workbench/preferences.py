@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from workbench.jsonl import is_int, json_problem, message_problems, shown
+
 LEVELS = ("significantly_better", "better", "slightly_better", "marginally_better")
 LEVEL_LABELS = {
     "significantly_better": "significantly better",
@@ -64,31 +66,36 @@ class Preference:
         return asdict(self)
 
 
+def problems(data: dict) -> list[str]:
+    """Every problem of a preference record (a dict), each naming its field; empty when it is valid."""
+    found = [f"missing field {key!r}" for key in ("id", "prompt", "chosen", "rejected", "level") if key not in data]
+    found += [f"unknown field {key!r}" for key in sorted(map(str, set(data) - set(Preference.__dataclass_fields__)))]
+    for key in ("id", "annotator", "chosen", "rejected"):
+        if key in data and (not isinstance(data[key], str) or not data[key].strip()):
+            found.append(f"field {key!r} must be a non-empty string, got {shown(data[key])}")
+    if "prompt" in data:
+        found += message_problems(data["prompt"], "prompt")
+    if data.get("edited") is not None and (not isinstance(data["edited"], str) or not data["edited"].strip()):
+        found.append(f"field 'edited' must be null or a non-empty string, got {shown(data['edited'])}")
+    if "level" in data and data["level"] not in LEVELS:
+        found.append(f"field 'level' is {shown(data['level'])}, expected one of {list(LEVELS)}")
+    if "round" in data and (not is_int(data["round"]) or data["round"] < 0):
+        found.append(f"field 'round' must be a non-negative integer, got {shown(data['round'])}")
+    meta = data.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        found.append(f"field 'meta' must be an object, got {shown(meta)}")
+    elif meta is not None and (problem := json_problem(meta)):
+        found.append(f"field 'meta' {problem}")
+    return found
+
+
 def validate(data: Any, where: str) -> Preference:
-    """Build a :class:`Preference` from a dict, or raise PreferenceError naming ``where`` and the field."""
+    """Build a :class:`Preference` from a dict, or raise PreferenceError naming ``where`` and every problem."""
     if not isinstance(data, dict):
         raise PreferenceError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    for key in ("id", "prompt", "chosen", "rejected", "level"):
-        if key not in data:
-            raise PreferenceError(f"{where}: missing field {key!r}")
-    unknown = set(data) - {f for f in Preference.__dataclass_fields__}
-    if unknown:
-        raise PreferenceError(f"{where}: unknown field {sorted(unknown)[0]!r}")
-    prompt = data["prompt"]
-    if not isinstance(prompt, list) or not prompt or not all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        for m in prompt
-    ):
-        raise PreferenceError(f"{where}: field 'prompt' must be a non-empty list of {{role, content}} messages")
-    for key in ("chosen", "rejected"):
-        if not isinstance(data[key], str) or not data[key].strip():
-            raise PreferenceError(f"{where}: field {key!r} must be a non-empty string")
-    if data.get("edited") is not None and (not isinstance(data["edited"], str) or not data["edited"].strip()):
-        raise PreferenceError(f"{where}: field 'edited' must be null or a non-empty string")
-    if data["level"] not in LEVELS:
-        raise PreferenceError(f"{where}: field 'level' is {data['level']!r}, expected one of {list(LEVELS)}")
-    if not isinstance(data.get("round", 0), int):
-        raise PreferenceError(f"{where}: field 'round' must be an integer")
+    found = problems(data)
+    if found:
+        raise PreferenceError(f"{where}: " + "; ".join(found))
     return Preference(**{**data, "meta": dict(data.get("meta") or {})})
 
 

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from workbench.chat import ROLES
+from workbench.jsonl import shown
 
 logger = logging.getLogger(__name__)
 
@@ -24,15 +25,19 @@ def read_rows(paths: list[str | Path]) -> list[dict]:
     return [check_row(row, f"{path}:{lineno}") for path in paths for lineno, row in iter_jsonl_numbered(path)]
 
 
-def check_row(row: dict, where: str) -> dict:
-    """Return ``{"messages": [...]}`` if it is a conversation with an assistant turn, else raise naming ``where``."""
+def check_row(row: object, where: str) -> dict:
+    """``{"messages": [...]}`` of a conversation with an assistant turn; else a ValueError naming every problem."""
     messages = row.get("messages") if isinstance(row, dict) else None
-    if not isinstance(messages, list) or not messages or not all(
-        isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in messages
-    ):
-        raise ValueError(f"{where}: expected {{\"messages\": [{{role, content}}, ...]}} with roles in {ROLES}")
-    if not any(m["role"] == "assistant" for m in messages):
-        raise ValueError(f"{where}: the conversation has no assistant turn to train on")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(f"{where}: expected {{\"messages\": [{{role, content}}, ...]}} with roles in {ROLES}, "
+                         f"got {shown(row)}")
+    found = [f"messages[{i}] must be {{role, content}} with role in {ROLES} and string content, got {shown(m)}"
+             for i, m in enumerate(messages)
+             if not (isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str))]
+    if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
+        found.append("the conversation has no assistant turn to train on")
+    if found:
+        raise ValueError(f"{where}: " + "; ".join(found))
     return {"messages": [{"role": m["role"], "content": m["content"]} for m in messages]}
 
 
