@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from sampling_helpers import save_tiny_reward_model
-
 
 @pytest.fixture(scope="session")
 def tiny_reward_dir(tmp_path_factory, tiny_model_dir):
-    """A random one-label reward model (LlamaForSequenceClassification) on the tiny model's config."""
-    return save_tiny_reward_model(tiny_model_dir, tmp_path_factory.mktemp("tiny_reward"))
+    """A reward model made and saved as `workbench reward train` does: the tiny base with a seeded random head."""
+    from transformers import set_seed
+
+    from reward.train import load_reward_base, save_reward_model
+
+    set_seed(1)
+    return save_reward_model(*load_reward_base(tiny_model_dir), tmp_path_factory.mktemp("tiny_reward"))
 
 
 @pytest.fixture(scope="session")

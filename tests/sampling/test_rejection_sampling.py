@@ -12,7 +12,7 @@ import pytest
 
 from sampling.config import SamplingConfig
 from sampling.rejection import check_plan, run_rejection_sampling, score_shard, select_best
-from sampling_helpers import CountingBackend, TinyScorer, write_prompts
+from sampling_helpers import CountingBackend, write_prompts
 from workbench.config_base import ConfigError
 from workbench.rundir import read_manifest
 
@@ -73,7 +73,7 @@ def finished(tmp_path_factory, tiny_model_dir, tiny_reward_dir, hf_backend):
     prompts = write_prompts(root / "prompts.jsonl", 7)
     out = root / "rounds" / "round_01" / "samples"
     metrics = run_rejection_sampling(cfg(), tiny_model_dir, tiny_reward_dir, prompts, out, seed=0,
-                                     verifier=even_length, backend=hf_backend, scorer=TinyScorer(tiny_reward_dir))
+                                     verifier=even_length, backend=hf_backend)  # scored by its own RewardScorer
     return out, metrics
 
 
@@ -101,7 +101,29 @@ def test_the_kept_sample_is_the_best_scored_one_that_passes_the_verifier(finishe
         else:
             assert chosen == []
     assert any(not r["verified"] for r in rows), "the verifier should have dropped some samples"
+    assert len({round(r["score"], 4) for r in rows}) > len(rows) // 2, "the scores should tell the samples apart"
     assert metrics["verifier_pass_rate"] == pytest.approx(sum(r["verified"] for r in rows) / len(rows))
+
+
+def plain_scores(reward_dir, rows) -> list[float]:
+    """Each row's (prompt as given, text) scored alone by LlamaForSequenceClassification itself, not the scorer."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from reward.data import encode
+    from workbench.tokenizer import load_tokenizer
+
+    model, tokenizer = AutoModelForSequenceClassification.from_pretrained(reward_dir).eval(), load_tokenizer(reward_dir)
+    with torch.no_grad():
+        return [model(input_ids=torch.tensor([encode(tokenizer, r["messages"], r["text"])])).logits[0, 0].item()
+                for r in rows]
+
+
+def test_scores_are_the_reward_models_own_on_the_prompt_as_given(finished, tiny_reward_dir):
+    out, _ = finished
+    rows = load_candidates(out).to_list()
+    assert any(r["system_prompt"] for r in rows)  # sampled under a steering system prompt, scored without it
+    assert [r["score"] for r in rows] == pytest.approx(plain_scores(tiny_reward_dir, rows), abs=1e-5)
 
 
 def test_sft_file_holds_the_best_response_per_prompt(finished):
@@ -143,19 +165,18 @@ def test_resuming_with_other_settings_is_refused(tmp_path, tiny_model_dir):
 def test_vllm_backend_feeds_rejection_sampling(tmp_path, tiny_model_dir, tiny_reward_dir, vllm_backend):
     prompts = write_prompts(tmp_path / "prompts.jsonl", 4)
     metrics = run_rejection_sampling(cfg(backend="vllm", k=3), tiny_model_dir, tiny_reward_dir, prompts,
-                                     tmp_path / "samples", seed=0, backend=vllm_backend, scorer=TinyScorer(tiny_reward_dir))
+                                     tmp_path / "samples", seed=0, backend=vllm_backend)
     assert metrics["num_candidates"] == 12 and metrics["num_selected"] == 4
+    rows = load_candidates(tmp_path / "samples").to_list()
+    assert [r["score"] for r in rows] == pytest.approx(plain_scores(tiny_reward_dir, rows), abs=1e-5)
 
 
 KILLED_RUN = """
-import sys
-sys.path.insert(0, {helpers!r})
-from sampling_helpers import TinyScorer
 from sampling.config import SamplingConfig
 from sampling.rejection import run_rejection_sampling
 if __name__ == "__main__":
     cfg = SamplingConfig(**{cfg!r})
-    run_rejection_sampling(cfg, {policy!r}, None, {prompts!r}, {out!r}, seed=0, scorer=TinyScorer({reward!r}))
+    run_rejection_sampling(cfg, {policy!r}, {reward!r}, {prompts!r}, {out!r}, seed=0)
 """
 
 
@@ -165,7 +186,7 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_prompts(tmp_path, ti
     prompts = write_prompts(tmp_path / "prompts.jsonl", 8)
     out = tmp_path / "samples"
     script = tmp_path / "run.py"
-    script.write_text(KILLED_RUN.format(helpers=str(HERE), cfg=settings, policy=str(tiny_model_dir),
+    script.write_text(KILLED_RUN.format(cfg=settings, policy=str(tiny_model_dir),
                                         prompts=str(prompts), out=str(out), reward=str(tiny_reward_dir)))
     proc = subprocess.Popen([sys.executable, str(script)], cwd=HERE.parent.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -181,8 +202,8 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_prompts(tmp_path, ti
     assert done_before < 4 and read_manifest(out)["status"] == "running"
 
     backend = CountingBackend(hf_backend)
-    metrics = run_rejection_sampling(SamplingConfig(**settings), tiny_model_dir, None, prompts, out, seed=0,
-                                     backend=backend, scorer=TinyScorer(tiny_reward_dir))
+    metrics = run_rejection_sampling(SamplingConfig(**settings), tiny_model_dir, tiny_reward_dir, prompts, out, seed=0,
+                                     backend=backend)
     assert backend.prompts == 8 - 2 * done_before  # finished shards were not generated again
     ids = load_candidates(out)["prompt_id"]
     assert sorted(ids) == sorted(f"p{i:03d}" for i in range(8) for _ in range(4))
@@ -196,7 +217,7 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_prompts(tmp_path, ti
 
 def test_cli_runs_with_the_reward_scorer(tmp_path, tiny_model_dir, tiny_reward_dir, capsys):
     pytest.importorskip("reward.scoring")
-    from workbench.cli import main
+    from rounds.main import main
 
     prompts = write_prompts(tmp_path / "prompts.jsonl", 3)
     out = tmp_path / "samples"
