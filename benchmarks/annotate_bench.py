@@ -148,7 +148,7 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "annotate", "serve", "--db", str(store.path),
+    server = subprocess.Popen([sys.executable, "-m", "rounds.main", "annotate", "serve", "--db", str(store.path),
                                "--port", str(port), "--set", "annotation.concurrency=8"],
                               cwd=REPO, stdout=open(tmp / "server.log", "w"), stderr=subprocess.STDOUT,
                               start_new_session=True)

@@ -42,7 +42,7 @@ from workbench.rundir import STAGES, RunDir, read_manifest
 
 def load_run_config(run: Path, config: str | None):
     """The run's config (its config.yaml, or ``config``) with ``run_dir`` set to ``run``."""
-    from workbench.config import load_config
+    from rounds.full_config import load_config
 
     return load_config(config or run / "config.yaml", [f"run_dir={run}"])
 
@@ -128,7 +128,7 @@ def part1_tables(results: dict, n: int) -> str:
 
 def run_round_with_experts(config: Path, sibling: Path, n: int, domains: list[str]) -> float:
     """``workbench round run n`` in the sibling run with the experts enabled (the orchestrator's own path)."""
-    command = [sys.executable, "-m", "workbench.cli", "round", "run", str(n), "--config", str(config),
+    command = [sys.executable, "-m", "rounds.main", "round", "run", str(n), "--config", str(config),
                "--run-dir", str(sibling), "--set", f"experts.enabled=[{','.join(domains)}]"]
     print("$ " + " ".join(command), file=sys.stderr, flush=True)
     start = time.monotonic()

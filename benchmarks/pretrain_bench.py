@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from workbench import tasks
-from workbench.config import WorkbenchConfig
+from rounds.full_config import WorkbenchConfig
 from workbench.config_base import build
 from workbench.modeling import count_parameters, create_model
 from workbench.pretrain.cli import run_pretrain
@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, help="take the corpus and tokenizer from this run")
     args = parser.parse_args()
     if args.size is None:
-        from workbench.config import load_config
+        from rounds.full_config import load_config
         args.size = load_config("configs/demo.yaml").model.size
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run both row formats and print the comparison table (and JSON with --json)."""
     from reward.synthetic import simulated_preferences
     from reward.train import train_reward_model
-    from workbench.config import load_config
+    from rounds.full_config import load_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/smoke.yaml")

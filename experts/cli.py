@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from experts.config import DOMAINS
-from workbench.cli import add_config_args, load_args_config
+from workbench.cli import add_config_args
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def _train(args) -> int:
     from experts.train import train_expert
     from workbench.rundir import RunDir
 
-    cfg = load_args_config(args)
+    cfg = args.cfg
     path = train_expert(cfg, RunDir(cfg.run_path), args.domain, force=args.force)
     print(f"{args.domain} expert: {path}")
     return 0
@@ -45,7 +45,7 @@ def _eval(args) -> int:
     from experts.train import expert_dir
     from workbench.rundir import RunDir, atomic_write_json
 
-    cfg = load_args_config(args)
+    cfg = args.cfg
     run = RunDir(cfg.run_path)
     unknown = sorted(set(args.domains) - set(DOMAINS))
     if unknown:

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from workbench.cli import add_config_args, load_args_config
+from workbench.cli import add_config_args
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +62,7 @@ def _with_store_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
 def _open(args):
     from preference_ui.store import Store
 
-    cfg = load_args_config(args)
+    cfg = args.cfg
     return cfg, Store.from_config(cfg, db=args.db)
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from workbench.cli import add_config_args, load_args_config
+from workbench.cli import add_config_args
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def _train(args) -> int:
     from workbench.rundir import Stage
     from workbench.tracking import log_stage
 
-    cfg = load_args_config(args)
+    cfg = args.cfg
     out = Path(args.out)
     inputs = {"base": args.base, **{f"prefs_{i}": p for i, p in enumerate(args.prefs)},
               **{f"heldout_{i}": p for i, p in enumerate(args.heldout or [])}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.cli import add_config_args, load_args_config
+from workbench.cli import add_config_args
 
 KEY_METRIC = {
     "data": "train_documents", "tokenizer": "vocab_size", "base": "heldout_loss_after_anneal/mean",
@@ -44,7 +44,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _orchestrator(args):
     from rounds.orchestrator import Orchestrator
 
-    return Orchestrator(load_args_config(args))
+    return Orchestrator(args.cfg)
 
 
 def _finish(finished: bool) -> int:
@@ -87,7 +87,7 @@ def status_rows(run_root) -> list[tuple[str, str, str, str, str]]:
 
 
 def _rounds_status(args) -> int:
-    cfg = load_args_config(args)
+    cfg = args.cfg
     rows = [("round", "stage", "status", "key metric", "wall time")] + status_rows(cfg.run_path)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
@@ -98,5 +98,5 @@ def _rounds_status(args) -> int:
 def _report(args) -> int:
     from rounds.report import write_report
 
-    print(write_report(load_args_config(args).run_path))
+    print(write_report(args.cfg.run_path))
     return 0

@@ -31,10 +31,9 @@ def add_commands(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run rejection sampling and print its metrics as JSON."""
     from sampling.rejection import run_rejection_sampling
-    from workbench.cli import load_args_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    cfg = load_args_config(args)
+    cfg = args.cfg
     metrics = run_rejection_sampling(cfg.sampling, args.policy, args.reward, args.prompts, args.out,
                                      seed=cfg.seed if args.seed is None else args.seed,
                                      device=cfg.resolved_device(), force=args.force)

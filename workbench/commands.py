@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from workbench.cli import add_config_args, load_args_config
+from workbench.cli import add_config_args
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def _config_show(args) -> int:
     from workbench.config_base import to_dict
 
-    yaml.safe_dump(to_dict(load_args_config(args)), sys.stdout, sort_keys=False)
+    yaml.safe_dump(to_dict(args.cfg), sys.stdout, sort_keys=False)
     return 0
 
 
@@ -47,7 +47,7 @@ def _tokenizer_train(args) -> int:
     from workbench.rundir import RunDir
     from workbench.stages import train_run_tokenizer
 
-    cfg = load_args_config(args)
+    cfg = args.cfg
     path = train_run_tokenizer(cfg, RunDir(cfg.run_path), force=args.force)
     print(f"tokenizer: {path}")
     return 0

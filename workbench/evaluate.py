@@ -139,14 +139,13 @@ def add_commands(subparsers) -> None:
 
 def run_eval_command(args: argparse.Namespace) -> int:
     """`workbench eval`: evaluate, print the table, write the JSON atomically."""
-    from workbench.cli import load_args_config
     from workbench.rundir import atomic_write_json
 
     model_dir = Path(args.model)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"--model {model_dir}: not a model folder (no config.json); "
                                 "pass a folder written by the workbench or any HF causal LM")
-    cfg = load_args_config(args)
+    cfg = args.cfg
     e = cfg.eval
     result = evaluate(model_dir, e.n_per_family if args.n is None else args.n, e.seed, e.max_new_tokens, e.batch_size,
                       device=cfg.resolved_device())

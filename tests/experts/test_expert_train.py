@@ -11,7 +11,7 @@ from experts.corpus import target_mix
 from experts.rounds import expert_for, sample_with_experts
 from experts.train import cpt_run, expert_dir, train_expert
 from workbench import tasks
-from workbench.config import WorkbenchConfig
+from rounds.full_config import WorkbenchConfig
 from workbench.config_base import ConfigError, build
 from workbench.jsonl import read_jsonl
 from workbench.pretrain.cli import run_pretrain

@@ -96,7 +96,7 @@ def server_process(db: Path, port: int, log: Path) -> Iterator[subprocess.Popen]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "annotate", "serve", "--db", str(db), "--port", str(port),
+            [sys.executable, "-m", "rounds.main", "annotate", "serve", "--db", str(db), "--port", str(port),
              "--set", "annotation.lease_seconds=600"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -9,7 +9,7 @@ from pui_helpers import make_items, new_store
 
 from preference_ui.agreement import krippendorff_alpha, signed_score
 from preference_ui.export import write_export
-from workbench.cli import main
+from rounds.main import main
 from workbench.preferences import read_jsonl
 
 

@@ -9,7 +9,7 @@ from reward.cli import read_score_input
 from reward.scoring import RewardScorer
 from reward.trainer import bradley_terry_loss
 from reward.train import load_reward_base, train_reward_model
-from workbench.cli import main
+from rounds.main import main
 from workbench.preferences import Preference, write_jsonl
 
 
@@ -68,7 +68,8 @@ def test_cli_train_lowers_the_loss_saves_a_loadable_model_and_a_manifest(tiny_mo
 
 @pytest.mark.slow
 def test_pair_rows_with_margins_train(tiny_model_dir, tmp_path):
-    from workbench.config import TrackingConfig, WorkbenchConfig
+    from rounds.full_config import WorkbenchConfig
+    from workbench.config import TrackingConfig
 
     cfg = WorkbenchConfig(tracking=TrackingConfig(backend="none"), device="cpu")
     cfg.reward.row_format, cfg.reward.margins, cfg.reward.num_train_epochs = "pair", {"significantly_better": 1.0}, 1.0

@@ -1,6 +1,6 @@
 """`workbench reward simulate`: schema-valid preference JSONL, every level, seeded, no silent overwrite."""
 
-from workbench.cli import main
+from rounds.main import main
 from workbench.preferences import LEVELS, read_jsonl
 
 

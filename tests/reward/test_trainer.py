@@ -95,7 +95,8 @@ def test_packed_scores_equal_scores_alone(tiny_model_dir, tiny_tokenizer, attn):
 def test_trainer_loss_is_the_bradley_terry_loss_of_the_plain_models_scores(tiny_model_dir, tiny_tokenizer, tmp_path,
                                                                            margins):
     from reward.train import build_trainer
-    from workbench.config import TrackingConfig, WorkbenchConfig
+    from rounds.full_config import WorkbenchConfig
+    from workbench.config import TrackingConfig
 
     cfg = WorkbenchConfig(tracking=TrackingConfig(backend="none"), device="cpu")
     cfg.reward.margins, cfg.reward.center_rewards_coefficient = margins, 0.05

@@ -85,7 +85,7 @@ def test_no_partial_outputs_are_left(smoke_run):
 def test_every_stage_of_every_round_is_done_with_hf_models(smoke_run):
     from transformers import AutoConfig
 
-    from workbench.config import load_config
+    from rounds.full_config import load_config
 
     run_dir, _ = smoke_run
     cfg = load_config(ROOT / "configs" / "smoke.yaml")

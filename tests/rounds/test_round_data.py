@@ -1,6 +1,6 @@
 """A round's data: seeded prompts, curated demonstrations, and the SFT mix at its curated share."""
 
-from workbench.config import load_config
+from rounds.full_config import load_config
 from workbench.jsonl import write_jsonl
 from workbench.rundir import RunDir
 from rounds import data as round_data

@@ -2,11 +2,12 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from workbench.cli import main
+from rounds.main import main
 
 COMMANDS = ["config", "tokenizer", "model", "eval", "data", "pretrain", "reward", "sample", "sft", "dpo",
             "average", "annotate", "demo", "rounds", "round", "report"]
@@ -21,8 +22,10 @@ def test_help_lists_every_command(capsys):
         assert f"    {command}" in out, command
 
 
-def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "workbench", "--help"], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("command", [[str(Path(sys.executable).with_name("workbench"))],
+                                     [sys.executable, "-m", "rounds.main"]], ids=["console-script", "module"])
+def test_console_script_runs(command):
+    out = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "demo" in out.stdout
 
 

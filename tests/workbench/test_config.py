@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import CONFIG_DIR, load_config
+from rounds.full_config import CONFIG_DIR, load_config
 from workbench.config_base import ConfigError, check_run_name, parse_override
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from workbench.config import CONFIG_DIR, load_config
+from rounds.full_config import CONFIG_DIR, load_config
 from workbench.data import build_data, corpus_texts
 from workbench.data.config import DOMAINS
 from workbench.rundir import RunDir, read_manifest
@@ -83,7 +83,7 @@ def test_a_done_build_is_skipped_unless_forced(built, monkeypatch):
 
     monkeypatch.setattr(build_module, "make_corpus", boom)
     assert build_data(cfg, run) == data
-    from workbench.cli import main
+    from rounds.main import main
 
     assert main(["data", "build", "--config", str(CONFIG_DIR / "smoke.yaml"), "--run-dir", str(run.root)]) == 0
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from workbench import tasks
-from workbench.cli import main
+from rounds.main import main
 from workbench.evaluate import evaluate, format_table
 
 

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from workbench import tasks
-from workbench.config import WorkbenchConfig
+from rounds.full_config import WorkbenchConfig
 from workbench.config_base import build
 from workbench.pretrain.cli import run_pretrain
 from workbench.pretrain.train import read_log
@@ -107,7 +107,7 @@ def test_done_stage_is_skipped(reference):
 
 def test_run_killed_mid_way_resumes_and_matches_the_uninterrupted_run(reference, tmp_path, tiny_tokenizer_dir):
     root = make_run(tmp_path / "killed", tiny_tokenizer_dir)
-    command = [sys.executable, "-m", "workbench.cli", "pretrain", "--config", str(config_file(root))]
+    command = [sys.executable, "-m", "rounds.main", "pretrain", "--config", str(config_file(root))]
     log = root / "base" / "train_log.jsonl"
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while proc.poll() is None and (not log.exists() or len(log.read_text().splitlines()) < 6):

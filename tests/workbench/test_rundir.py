@@ -88,7 +88,7 @@ def test_corrupt_manifest_is_named(tmp_path):
 def test_write_config_round_trips(tmp_path):
     import yaml
 
-    from workbench.config import load_config
+    from rounds.full_config import load_config
 
     cfg = load_config()
     RunDir(tmp_path).write_config(cfg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.cli import add_config_args, load_args_config
+from workbench.cli import add_config_args
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def _build(args) -> int:
     from workbench.data.build import build_data
     from workbench.rundir import RunDir, read_manifest
 
-    cfg = load_args_config(args)
+    cfg = args.cfg
     path = build_data(cfg, RunDir(cfg.run_path), force=args.force)
     metrics = (read_manifest(path) or {}).get("metrics", {})
     print(f"data: {path} ({metrics.get('train_documents')} train documents, "

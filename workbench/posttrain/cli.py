@@ -14,7 +14,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from workbench.cli import add_config_args, load_args_config
+from workbench.cli import add_config_args
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -91,7 +91,7 @@ _SHOWN = ("loss", "train_loss", "rewards/accuracies", "rewards/margins", "nll", 
 def _sft(args) -> int:
     from workbench.posttrain.sft import train_sft
 
-    cfg = load_args_config(args)
+    cfg = args.cfg
     if _skip(args):
         return 0
     inputs = {"init": args.init, **{f"data{i}": p for i, p in enumerate(args.data)}}
@@ -104,7 +104,7 @@ def _dpo(args) -> int:
     from workbench.posttrain.dpo import train_dpo
     from workbench.preferences import read_jsonl
 
-    cfg = load_args_config(args)
+    cfg = args.cfg
     if _skip(args):
         return 0
     preferences = [p for path in args.prefs for p in read_jsonl(path)]
@@ -117,7 +117,7 @@ def _dpo(args) -> int:
 def _average(args) -> int:
     from workbench.posttrain.averaging import average_models
 
-    cfg = load_args_config(args)
+    cfg = args.cfg
     if _skip(args):
         return 0
     weights = args.weights or cfg.averaging.weights

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workbench.cli import add_config_args, load_args_config
+from workbench.cli import add_config_args
 from workbench.rundir import RunDir
 
 
@@ -27,7 +27,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _pretrain(args) -> int:
-    cfg = load_args_config(args)
+    cfg = args.cfg
     path = run_pretrain(cfg, RunDir(cfg.run_path), force=args.force)
     print(f"base model: {path}")
     return 0
@@ -61,7 +61,7 @@ def launch(cfg, run: RunDir, force: bool) -> Path:
     config_path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node", str(cfg.pretrain.num_processes),
-               "-m", "workbench.cli", "pretrain", "--config", str(config_path), "--run-dir", str(run.root),
+               "-m", "rounds.main", "pretrain", "--config", str(config_path), "--run-dir", str(run.root),
                *(["--force"] if force else [])]
     subprocess.run(command, check=True)
     if not run.is_done("base"):

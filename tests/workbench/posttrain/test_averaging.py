@@ -84,7 +84,7 @@ def test_weights_must_match_the_models(tmp_path, policies):
 
 
 def test_the_average_command_writes_a_done_manifest(tmp_path, policies):
-    from workbench.cli import main
+    from rounds.main import main
     from workbench.rundir import read_manifest
 
     out = tmp_path / "cli"

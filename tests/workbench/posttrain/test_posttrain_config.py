@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.config import load_config
+from rounds.full_config import load_config
 from workbench.config_base import ConfigError
 
 
