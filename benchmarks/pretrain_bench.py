@@ -30,6 +30,7 @@ import torch
 from workbench import tasks
 from rounds.full_config import WorkbenchConfig
 from workbench.config_base import build
+from workbench.masking import document_mask
 from workbench.modeling import count_parameters, create_model
 from workbench.pretrain.cli import run_pretrain
 from workbench.pretrain.packing import TokenStream, next_batch
@@ -95,7 +96,7 @@ def trainer_loop(root: Path, size: str, seq_len: int, batch: int, steps: int) ->
     rows = []
     for step in range(steps):
         b = next_batch([stream], [1.0], batch, seq_len, np.random.default_rng([0, step]))
-        mask = b.attention_mask()
+        mask = document_mask(b.segment_ids)
         # The model shifts labels itself: label t+1 is the target of position t.
         labels = torch.cat([torch.full_like(b.targets[:, :1], -100), b.targets[:, :-1]], dim=1)
         rows += [{"input_ids": b.input_ids[i], "labels": labels[i], "position_ids": b.position_ids[i],

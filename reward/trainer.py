@@ -3,8 +3,8 @@
 A packed row is ``prompt | response_a | response_b [| response_c]``. Each response attends only
 to the prompt and to itself (a 4D block mask; position ids alone do not isolate segments in
 transformers 5.19), its positions continue from the prompt's end, and its score is read at its
-last token, so a response scores exactly as it does alone. The mask is additive float (0 or the
-dtype's minimum): sdpa and eager attention both accept that form, eager does not accept boolean.
+last token, so a response scores exactly as it does alone. The mask is the workbench's additive
+document mask (:func:`workbench.masking.document_mask`), which sdpa and eager both honour.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from trl import RewardTrainer
 from trl.trainer.utils import pad
 
 from reward.data import PACKED_COLUMNS
+from workbench.masking import document_mask
 
 
 def bradley_terry_loss(better: torch.Tensor, worse: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
@@ -33,12 +34,7 @@ def block_mask(segment_ids: torch.Tensor, dtype: torch.dtype = torch.float32) ->
 
     Padding (segment -1) attends to itself only, so no row of the softmax is empty.
     """
-    T = segment_ids.shape[-1]
-    q, k = segment_ids[:, :, None], segment_ids[:, None, :]
-    causal = torch.ones(T, T, dtype=torch.bool, device=segment_ids.device).tril()
-    allowed = causal & ((q == k) | ((k == 0) & (q >= 0)))
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=segment_ids.device)
-    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+    return document_mask(segment_ids, dtype, shared_segment=0)
 
 
 def response_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,

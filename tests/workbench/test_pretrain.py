@@ -1,10 +1,11 @@
-"""Pretraining components: document masking, packing, the data stream, schedules, snapshots, config."""
+"""Pretraining components: packing, the data stream, schedules, snapshots, config."""
 
 import numpy as np
 import pytest
 import torch
 
 from workbench.config_base import ConfigError, build
+from workbench.masking import attention_inputs
 from workbench.modeling import create_model
 from workbench.pretrain.checkpoint import average_snapshots, save_snapshot
 from workbench.pretrain.config import PretrainConfig
@@ -27,7 +28,7 @@ def row(*docs):
 
 def logits_of(model, batch):
     return model(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                 attention_mask=batch.attention_mask()).logits
+                 **attention_inputs(model, batch.segment_ids)).logits
 
 
 def test_changing_one_document_never_changes_the_logits_of_another(tiny_tokenizer):
@@ -56,15 +57,6 @@ def test_targets_never_cross_a_document_boundary_and_positions_restart():
     assert (targets[:, :-1][inner] == inputs[:, 1:][inner]).all()
     assert (targets[:, :-1][~inner] == IGNORE).all()
     assert (targets[inputs == 2] == IGNORE).all()  # nothing is predicted after a document's EOS (id 2)
-
-
-def test_the_mask_is_block_causal():
-    batch = pack_windows([row(np.arange(3), np.arange(4))])
-    mask = batch.attention_mask()[0, 0]
-    assert mask.shape == (6, 6)  # T = 7 tokens - 1
-    assert mask[2, 0] and mask[5, 3]  # earlier tokens of the same document
-    assert not mask[3, 2] and not mask[4, 2]  # the previous document
-    assert not mask[3, 5] and not mask[0, 1]  # later tokens
 
 
 def test_stream_visits_every_document_once_per_epoch_and_resumes_from_its_cursor():

@@ -4,8 +4,7 @@ Each document becomes ``<|begin_of_text|> text <|end_of_text|>``. Documents are 
 endless stream (a fresh seeded order each epoch) and rows of ``seq_len`` tokens are cut from it; a
 document that does not fit continues in the next row. Inside a row every document is a separate
 segment: positions restart at 0, attention is block-causal (a token sees only earlier tokens of its
-own segment, through a 4D boolean mask, which transformers applies as given), and no target crosses
-a boundary. The stream's only state is its cursor, so a checkpoint resumes the data exactly.
+own segment, through :func:`workbench.masking.attention_inputs`), and no target crosses a boundary. The stream's only state is its cursor, so a checkpoint resumes the data exactly.
 """
 
 from __future__ import annotations
@@ -114,12 +113,6 @@ class Batch:
     position_ids: torch.Tensor  # [B, T], restarting at 0 for each segment
     segment_ids: torch.Tensor  # [B, T], distinct per document inside a row
     domains: torch.Tensor  # [B, T], domain index of each target
-
-    def attention_mask(self) -> torch.Tensor:
-        """[B, 1, T, T] boolean block-causal mask: True where a query may attend to a key."""
-        same = self.segment_ids[:, :, None] == self.segment_ids[:, None, :]
-        causal = torch.ones(same.shape[-2:], dtype=torch.bool, device=same.device).tril()
-        return (same & causal).unsqueeze(1)
 
     def rows(self, start: int, stop: int) -> "Batch":
         """The rows ``start:stop`` (a process's shard or a micro-batch)."""

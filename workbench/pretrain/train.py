@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from workbench import tracking
 from workbench.config_base import to_dict
+from workbench.masking import attention_inputs
 from workbench.modeling import count_parameters, create_model, load_causal_lm, save_model
 from workbench.pretrain import checkpoint as ckpt
 from workbench.pretrain.packing import (IGNORE, Batch, Corpus, TokenStream, eval_batches, next_batch,
@@ -73,7 +74,7 @@ def run_seed(cfg) -> int:
 def forward_losses(model, batch: Batch) -> torch.Tensor:
     """Per-token cross-entropy [B*T] of the next token (0 where the target is IGNORE)."""
     logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                   attention_mask=batch.attention_mask()).logits
+                   **attention_inputs(model, batch.segment_ids)).logits
     return F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE,
                            reduction="none")
 
