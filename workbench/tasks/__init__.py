@@ -46,6 +46,33 @@ class Verdict:
     detail: str = ""  # why it failed, for reports and self-correction prompts
 
 
-from workbench.tasks.world import corrupt, generate, verify  # noqa: E402  (the implementation)
+from workbench.tasks import world  # noqa: E402  (the implementation)
+from workbench.tasks.sandbox import SandboxUnavailable  # noqa: E402
+from workbench.tasks.world import corrupt, generate  # noqa: E402
 
-__all__ = ["FAMILIES", "Task", "Verdict", "corrupt", "generate", "verify"]
+
+def verify(task: Task, response: str) -> Verdict:
+    """Check ``response`` against ``task``; whatever the response holds, a failed check with its reason, never an exception.
+
+    Two exceptions are not about the response and still raise: a task outside the task world
+    (ValueError) and :class:`SandboxUnavailable` (no model code may run on this machine at all).
+    """
+    if task.family not in FAMILIES:
+        raise ValueError(f"task family {task.family!r}: expected one of {FAMILIES}")
+    try:
+        return world.verify(task, response)
+    except SandboxUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 (a hostile response may break any step of its check)
+        return Verdict(False, None, 0.0, f"checking this response failed: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    """``TypeError: message``, short, even when the message itself cannot be shown."""
+    try:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    except Exception:  # noqa: BLE001 (e.g. a ValueError whose message is a huge integer)
+        return type(exc).__name__
+
+
+__all__ = ["FAMILIES", "SandboxUnavailable", "Task", "Verdict", "corrupt", "generate", "verify"]

@@ -16,6 +16,7 @@ ANSWER_LINE = re.compile(r"^Answer:\s*(.+?)\s*$")
 INTEGER = re.compile(r"^[+-]?\d+$")
 CODE_BLOCK = re.compile(r"```python[ \t]*\n(.*?)```", re.DOTALL)
 NEAR_MISS_CAP = 0.9  # closeness of any incorrect answer stays below a correct one's 1.0
+MAX_ANSWER_DIGITS = 1000  # far beyond any reference; below Python's int-from-string limit (4300)
 
 
 def extract_answer(response: str) -> str | None:
@@ -59,7 +60,12 @@ def _check_integer(answer: str, reference: int) -> Verdict:
     """Compare an answer with an integer reference; closeness falls with the relative distance."""
     if not is_integer(answer):
         return Verdict(False, answer, 0.05, f"expected the integer {reference}, got {answer!r}")
-    value = int(answer)
+    text = answer.strip()
+    sign, digits = text[0] if text[0] in "+-" else "", text.lstrip("+-").lstrip("0")
+    if len(digits) > MAX_ANSWER_DIGITS:  # int() refuses (and would be slow on) longer ones
+        return Verdict(False, answer, 0.0, f"expected {reference}, got an integer of more than "
+                                           f"{MAX_ANSWER_DIGITS} digits")
+    value = int(sign + (digits or "0"))
     if value == reference:
         return Verdict(True, answer, 1.0)
     relative = abs(value - reference) / (abs(reference) + 1)
