@@ -41,7 +41,7 @@ def read_docs(path: Path) -> list[Doc]:
 
 def build_domain_corpus(data_dir: Path, out_dir: Path, target: dict[str, float], tokenizer, *, seed: int,
                         anneal_fraction: float) -> dict:
-    """Write ``train``/``anneal``/``heldout.jsonl`` of the domain-heavy mix into ``out_dir``; returns the mix."""
+    """Write ``train``/``anneal``/``heldout.jsonl`` of the domain-heavy mix into ``out_dir``; returns its measured shares."""
     source = read_docs(Path(data_dir) / "train.jsonl")
     missing = [d for d in target if not any(doc.domain == d for doc in source)]
     if missing:
@@ -53,6 +53,6 @@ def build_domain_corpus(data_dir: Path, out_dir: Path, target: dict[str, float],
         write_jsonl(tmp / "train.jsonl", (d.record() for d in train))
         write_jsonl(tmp / "anneal.jsonl", (d.record() for d in anneal))
         shutil.copy2(Path(data_dir) / "heldout.jsonl", tmp / "heldout.jsonl")
-    return {"target": target, "char_shares": domain_shares(train), "token_shares": token_shares(train, tokenizer),
+    return {"char_shares": domain_shares(train), "token_shares": token_shares(train, tokenizer),
             "documents": len(train), "source_documents": len(source), "anneal_documents": len(anneal),
             "source_token_shares": token_shares(source, tokenizer)}

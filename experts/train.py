@@ -48,23 +48,24 @@ def cpt_config(cfg, run: RunDir, domain: str):
 
 
 def prepare_corpus(cfg, run: RunDir, domain: str, force: bool = False) -> dict:
-    """Build the expert's domain-heavy corpus (a ``data`` stage of its cpt run); returns the mix record."""
+    """Build the expert's domain-heavy corpus (a ``data`` stage of its cpt run); returns its target and measured mix."""
     from workbench.tokenizer import load_tokenizer
 
     sub = cpt_run(run, domain)
     if sub.is_done("data") and not force:
-        return read_manifest(sub.data)["metrics"]
+        manifest = read_manifest(sub.data)
+        return {"target": manifest["config"]["target"], **manifest["metrics"]}
     if not sub.tokenizer.exists():
         shutil.copytree(run.tokenizer, sub.tokenizer)
     target = target_mix(domain, cfg.experts.domain_share[domain], cfg.data.mix)
     with sub.stage("data", config={"target": target}, inputs={"train": run.data / "train.jsonl"}) as st:
-        mix = build_domain_corpus(run.data, sub.data, target, load_tokenizer(run.tokenizer),
-                                  seed=derive_seed(cfg.seed, "experts", domain, "mix"),
-                                  anneal_fraction=cfg.data.anneal_fraction)
-        st.metrics.update(mix)
+        measured = build_domain_corpus(run.data, sub.data, target, load_tokenizer(run.tokenizer),
+                                       seed=derive_seed(cfg.seed, "experts", domain, "mix"),
+                                       anneal_fraction=cfg.data.anneal_fraction)
+        st.metrics.update(measured)  # the target is the stage's config, not a measurement
         for name in ("train", "anneal", "heldout"):
             st.output(name, sub.data / f"{name}.jsonl")
-    return mix
+    return {"target": target, **measured}
 
 
 def continue_pretraining(cfg, run: RunDir, domain: str, force: bool = False) -> Path:

@@ -39,6 +39,18 @@ def config(root: Path, **experts):
                     "sft_examples": 16, "unit_tests": 2, **experts}}, "test:")
 
 
+def measured_shares(corpus: Path, tokenizer_dir: Path) -> dict[str, dict[str, float]]:
+    """Each domain's share of a corpus file's characters and of its tokens, counted here."""
+    from workbench.tokenizer import load_tokenizer
+
+    tokenizer, counts = load_tokenizer(tokenizer_dir), {"chars": {}, "tokens": {}}
+    for doc in read_jsonl(corpus):
+        counts["chars"][doc["domain"]] = counts["chars"].get(doc["domain"], 0) + len(doc["text"])
+        tokens = len(tokenizer(doc["text"], add_special_tokens=False)["input_ids"])
+        counts["tokens"][doc["domain"]] = counts["tokens"].get(doc["domain"], 0) + tokens
+    return {kind: {d: n / sum(c.values()) for d, n in c.items()} for kind, c in counts.items()}
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_tokenizer_dir):
     root = tmp_path_factory.mktemp("experts") / "run"
@@ -58,11 +70,12 @@ def test_code_expert_is_trained_and_its_manifest_records_the_measured_mix(tiny_r
     manifest = read_manifest(out)
     assert out == expert_dir(run, "code") and manifest["status"] == "done"
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
-    mix = manifest["mix"]
-    assert mix["target"]["code"] == 0.85
-    assert mix["token_shares"]["code"] == pytest.approx(manifest["metrics"]["domain_token_share"])
-    assert 0.75 < mix["char_shares"]["code"] < 0.95 and mix["token_shares"]["code"] > 0.7
-    assert set(mix["token_shares"]) == set(tasks.FAMILIES)
+    mix, corpus = manifest["mix"], measured_shares(cpt_run(run, "code").data / "train.jsonl", run.tokenizer)
+    assert mix["char_shares"] == pytest.approx(corpus["chars"]) and mix["token_shares"] == pytest.approx(corpus["tokens"])
+    assert manifest["metrics"]["domain_token_share"] == pytest.approx(corpus["tokens"]["code"])
+    assert abs(corpus["chars"]["code"] - cfg.experts.domain_share["code"]) < 0.1 and corpus["tokens"]["code"] > 0.7
+    assert set(corpus["tokens"]) == set(tasks.FAMILIES)
+    assert "target" not in read_manifest(cpt_run(run, "code").data)["metrics"]  # a config, not a measurement
     assert manifest["metrics"]["cpt_heldout_loss_before"] and manifest["metrics"]["cpt_heldout_loss_after"]
     cpt = read_manifest(cpt_run(run, "code").base)
     assert cpt["status"] == "done" and cpt["config"]["init_from"] == str(run.base)

@@ -144,7 +144,7 @@ def test_compiled_run_follows_the_eager_one(tmp_path, tiny_tokenizer_dir):
     run_pretrain(config(root, compile=True, **one_shape), RunDir(root))
     assert counters["stats"]["unique_graphs"] > graphs  # dynamo traced the training step
     manifest = read_manifest(root / "base")
-    assert manifest["status"] == "done" and manifest["metrics"]["compiled"]
+    assert manifest["status"] == "done" and manifest["config"]["compile"]
     assert losses(root) == pytest.approx(losses(eager), abs=1e-3)
     expected = weights(eager)
     assert set(weights(root)) == set(expected)  # saved without a compiled wrapper's key prefix

@@ -323,7 +323,7 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
         metrics.update(
             final_train_loss=float(np.mean([r["loss"] for r in log[-10:]])),
             tokens=int(sum(r["tokens"] for r in log)),
-            steps=total, parameters=count_parameters(unwrapped), processes=world, compiled=pc.compile,
+            steps=total, parameters=count_parameters(unwrapped), processes=world,
             tokens_per_s=float(np.median([r["tokens_per_s"] for r in log])),
             wall_time_s=round(time.time() - t0, 1),
             averaged_snapshots=sorted(snapshot_steps))
