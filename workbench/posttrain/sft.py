@@ -4,18 +4,17 @@ Rows are conversations ``{"messages": [{"role": ..., "content": ...}, ...]}`` (t
 best responses plus curated data). The workbench's chat template marks every assistant turn with
 ``{% generation %}``, so TRL's ``assistant_only_loss`` masks the system/user turns and the headers and
 trains on the assistant's content and its ``<|eot_id|>`` (the model learns to stop). Llama 3 starts
-SFT from the pretrained base; ``init_dir`` may be any causal LM folder.
+SFT from the pretrained base; ``init_dir`` may be any causal LM folder. With ``packing`` several
+conversations share a row, each attending only to itself (:mod:`workbench.posttrain.sft_packing`),
+so a packed step's loss is the unpacked one.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from workbench.chat import ROLES
 from workbench.jsonl import shown
-
-logger = logging.getLogger(__name__)
 
 
 def read_rows(paths: list[str | Path]) -> list[dict]:
@@ -49,26 +48,40 @@ def train_sft(sft_cfg, data: list[dict] | list[str | Path], init_dir: str | Path
     (``workbench.tracking.trainer_kwargs``); None disables reporting. Returns the metrics, with
     ``loss`` the last logged training loss. An interrupted run resumes from its last checkpoint.
     """
-    from datasets import Dataset
-    from trl import SFTConfig as TRLSFTConfig
-    from trl import SFTTrainer
-
-    from workbench.posttrain.common import (final_metrics, load_policy, resume_checkpoint, save_final,
-                                            trl_kwargs, work_dir)
-    from workbench.tokenizer import load_tokenizer
+    from workbench.posttrain import sft_packing
+    from workbench.posttrain.common import final_metrics, resume_checkpoint, save_final, work_dir
 
     rows = ([check_row(r, f"row {i}") for i, r in enumerate(data)] if data and isinstance(data[0], dict)
             else read_rows(data))
     if not rows:
         raise ValueError("sft: no training rows")
+    trainer = build_trainer(sft_cfg, rows, init_dir, out_dir, seed=seed, tracking=tracking)
+    with sft_packing.document_masking(trainer.model):
+        output = trainer.train(resume_from_checkpoint=resume_checkpoint(work_dir(out_dir)))
+    save_final(trainer, trainer.processing_class, out_dir)
+    return {**final_metrics(trainer, output), "rows": len(rows), "sequences": len(trainer.train_dataset)}
+
+
+def build_trainer(sft_cfg, rows: list[dict], init_dir: str | Path, out_dir: str | Path, *, seed: int,
+                  tracking: dict | None = None):
+    """TRL's SFTTrainer on checked rows, packed when ``sft_cfg.packing`` (train it under ``document_masking``)."""
+    from datasets import Dataset
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    from workbench.masking import VARLEN_IMPLEMENTATIONS
+    from workbench.posttrain import sft_packing
+    from workbench.posttrain.common import load_policy, trl_kwargs
+    from workbench.tokenizer import load_tokenizer
+
     tokenizer = load_tokenizer(init_dir)
     model = load_policy(init_dir)
-    if sft_cfg.packing and model.config._attn_implementation != "flash_attention_2":
-        logger.warning("sft.packing: packed rows attend across their boundaries with %s attention; "
-                       "packing is exact only with flash-attention", model.config._attn_implementation)
-    args = TRLSFTConfig(**trl_kwargs(sft_cfg, Path(out_dir), seed, tracking), assistant_only_loss=True)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, peft_config=sft_cfg.lora.peft_config())
-    output = trainer.train(resume_from_checkpoint=resume_checkpoint(work_dir(out_dir)))
-    save_final(trainer, tokenizer, out_dir)
-    return {**final_metrics(trainer, output), "rows": len(rows)}
+    # Varlen kernels isolate TRL's own padding-free packing; every other implementation gets document masks.
+    varlen = model.config._attn_implementation in VARLEN_IMPLEMENTATIONS
+    kwargs = {**trl_kwargs(sft_cfg, Path(out_dir), seed, tracking), "packing": sft_cfg.packing and varlen}
+    trainer = SFTTrainer(model=model, args=TRLSFTConfig(**kwargs, assistant_only_loss=True),
+                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         peft_config=sft_cfg.lora.peft_config())
+    if sft_cfg.packing and not varlen:
+        sft_packing.pack(trainer, sft_cfg.max_length)
+    return trainer
