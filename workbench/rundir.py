@@ -8,12 +8,14 @@ crash never leaves a manifest saying ``done``. Inputs are recorded with content 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -30,19 +32,43 @@ PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "t
 
 # -- atomic writes ---------------------------------------------------------------------------------
 
+def current_umask() -> int:
+    """The process's umask, read from /proc where it can be (os.umask can only read it by setting it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename."""
+    """Write ``text`` to ``path`` through a temp file in the same folder and an atomic rename.
+
+    The file gets the mode a plain ``open`` would give (0666 less the umask), not mkstemp's 0600;
+    an OSError (full disk, read-only folder) names ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        exc.filename = str(path.parent)  # the folder to fix, not the temp file's random name
+        raise
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            _with_path(exc, path)
         raise
     return path
 
@@ -54,11 +80,16 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temp folder beside ``path``; on success it replaces ``path`` in one rename."""
+    """Yield a temp folder beside ``path`` (mode 0777 less the umask); on success it replaces ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as exc:
+        exc.filename = str(path.parent)  # the folder to fix, not the temp folder's random name
+        raise
+    try:
+        tmp.chmod(0o777 & ~current_umask())
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -70,6 +101,44 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- OS errors -------------------------------------------------------------------------------------
+
+_NO_SPACE = "free some space (or set run_dir to a folder on another disk) and run the same command again"
+_NO_WRITE = "make it writable (e.g. chmod u+w) or set run_dir to a folder you can write"
+ADVICE = {
+    errno.ENOSPC: _NO_SPACE,
+    errno.EDQUOT: _NO_SPACE,
+    errno.EACCES: _NO_WRITE,
+    errno.EPERM: _NO_WRITE,
+    errno.EROFS: "the file system is mounted read-only; set run_dir to a folder on a writable disk",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a file stands where a folder is expected; move it away or choose another path",
+    errno.EISDIR: "a folder stands where a file is expected; pass the file inside it",
+}
+
+
+def _with_path(exc: OSError, path: str | Path) -> None:
+    """Record ``path`` as the file of ``exc`` when it names none (a full disk's write error names none)."""
+    if exc.filename is None:
+        exc.filename = str(path)
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OS error: the path, what went wrong, and what to do."""
+    where = exc.filename if exc.filename is not None else "(no path given)"
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    what = exc.strerror or str(exc)
+    advice = ADVICE.get(exc.errno)
+    return f"{where}: {what}" + (f"; {advice}" if advice else "")
+
+
+def exit_on_os_error(command: str, exc: OSError) -> int:
+    """Print ``workbench COMMAND: error: <path>: <what>; <what to do>`` to stderr and return exit code 1."""
+    print(f"workbench {command}: error: {os_error_message(exc)}", file=sys.stderr)
+    return 1
 
 
 # -- hashes and provenance -------------------------------------------------------------------------
@@ -212,8 +281,13 @@ class Stage:
         elif issubclass(exc_type, StageWaiting):
             atomic_write_json(self.manifest_path, self._manifest("waiting", waiting_for=str(exc)))
         else:
+            if isinstance(exc, OSError):
+                _with_path(exc, self.path)  # a library's write error on a full disk names no file
             error = "".join(traceback.format_exception_only(exc_type, exc)).strip()
-            atomic_write_json(self.manifest_path, self._manifest("failed", error=error))
+            try:
+                atomic_write_json(self.manifest_path, self._manifest("failed", error=error))
+            except OSError:
+                pass  # the disk that failed the stage fails this too; "running" already reads as interrupted
         return False
 
 
