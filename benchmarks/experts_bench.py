@@ -58,12 +58,13 @@ def scripted_corrector(chosen, fix: float, seed: int):
 
 def model_samples(model_dir: str, domain: str, n: int, seed: int, max_new_tokens: int):
     """Greedy answers of a model, and a ``generate`` on the same model for self-correction."""
+    from sampling.backends import TransformersBackend
+    from sampling.evaluation import greedy_generator
     from workbench import tasks
     from workbench.chat import user_prompt
-    from workbench.evaluate import transformers_generator
 
     chosen = tasks.generate(domain, n, seed, canonical_only=True)
-    generate_n = transformers_generator(model_dir)
+    generate_n = greedy_generator(TransformersBackend(model_dir, device="cpu"), seed)
     responses = generate_n([user_prompt(t.prompt) for t in chosen], max_new_tokens)
     return chosen, responses, lambda conversations: generate_n(conversations, max_new_tokens)
 

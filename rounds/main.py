@@ -15,7 +15,7 @@ import sys
 # Modules that add sub-commands through `add_commands(subparsers)`, in --help order.
 COMMAND_MODULES = (
     "workbench.commands",
-    "workbench.evaluate",
+    "sampling.evaluation",
     "workbench.data.cli",
     "workbench.pretrain.cli",
     "reward.cli",

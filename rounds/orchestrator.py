@@ -172,16 +172,9 @@ class Orchestrator:
 
     def evaluate(self, model_dir: Path, out_json: Path) -> dict:
         """Task-world accuracy of ``model_dir`` on fresh canonical instances, written to ``out_json``."""
-        from workbench.evaluate import evaluate
+        from sampling.evaluation import evaluate_model
 
-        e = self.cfg.eval
-        with self.generator(model_dir) as backend:
-            def generate(prompts, max_new_tokens):
-                outs = backend.generate(prompts, n=1, temperature=0.0, top_p=1.0,
-                                        max_new_tokens=max_new_tokens, seed=e.seed)
-                return [o[0].text for o in outs]
-
-            result = evaluate(model_dir, e.n_per_family, e.seed, e.max_new_tokens, e.batch_size, generate=generate)
+        result = evaluate_model(model_dir, self.cfg.eval, self.cfg.sampling, self.cfg.rounds.generation_backend)
         atomic_write_json(out_json, result)
         return result
 

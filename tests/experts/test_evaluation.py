@@ -9,13 +9,13 @@ from experts.evaluation import compare, format_comparison
 @pytest.mark.slow
 def test_compare_generates_only_the_family_and_reports_each_model(tiny_model_dir, monkeypatch):
     seen = []
-    real = evaluation.transformers_generator
+    real = evaluation.greedy_generator
 
-    def counting(model_dir, batch_size, device):
-        generate = real(model_dir, batch_size, device)
+    def counting(backend, seed):
+        generate = real(backend, seed)
         return lambda prompts, max_new_tokens: seen.append(len(prompts)) or generate(prompts, max_new_tokens)
 
-    monkeypatch.setattr(evaluation, "transformers_generator", counting)
+    monkeypatch.setattr(evaluation, "greedy_generator", counting)
     result = compare({"expert": tiny_model_dir, "base": tiny_model_dir}, "math", n=3, seed=1, max_new_tokens=4)
     assert seen == [3, 3]
     assert set(result) == {"expert", "base"} and result["expert"]["n"] == 3
