@@ -22,6 +22,7 @@ MAX_CODE_CHARS = 20_000  # parsed in the caller's process, so bounded before ast
 # code raises (torch.compile does); this explicit bound, far below what any limit >= 1000 parses,
 # makes the verdict the same whatever that global state is.
 MAX_AST_DEPTH = 200
+MAX_SHOWN_CHARS = 300  # of what a failed test returned or raised, in the verdict's detail
 # Fixed lists that catch the usual bugs (first/last element, duplicates, negatives), then random ones.
 EDGE_LISTS = ([3, -1, 7, 2, 7, 0], [5], [-4, -9, -2], [2, 4, 6, 1, 1], [0, -3, 8, -3, 5, 10, -6])
 RANDOM_LISTS = 4
@@ -158,8 +159,10 @@ def verify_code(task: Task, response: str) -> Verdict:
 
 
 def _failure(fname: str, xs: list[int], case, expected: Any) -> str:
-    """One failed test, readable: what was called, what came back, what was expected."""
+    """One failed test, readable: what was called, what came back (shortened), what was expected."""
     got = f"raised {case.error}" if not case.ok else f"returned {case.value!r}"
+    if len(got) > MAX_SHOWN_CHARS:  # a 60 KB return value would swamp reports and correction prompts
+        got = got[:MAX_SHOWN_CHARS] + "..."
     return f"{fname}({xs!r}) {got}, expected {expected!r}"
 
 
