@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create or update the project's virtual environment in .venv (idempotent: a no-op in about a
 # second when nothing it depends on changed).
-#   bash scripts/setup.sh            # runtime + test dependencies
+#   bash scripts/setup.sh            # runtime + test dependencies, and Debian's bubblewrap (code sandbox)
 #   bash scripts/setup.sh --browser  # also Debian's chromium + chromium-driver for browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,14 @@ if [[ "$(cat "$VENV/.setup-stamp" 2>/dev/null)" != "$stamp" ]]; then
   echo "$stamp" > "$VENV/.setup-stamp"
 else
   echo "[setup] $VENV is up to date"
+fi
+
+# Model-written code only runs inside a bubblewrap jail (workbench.tasks.sandbox refuses without it).
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "[setup] installing Debian's bubblewrap for the code sandbox"
+  SUDO=""; [[ $(id -u) != 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bubblewrap >/dev/null
 fi
 
 if [[ $want_browser == 1 ]] && [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
