@@ -21,7 +21,8 @@ class PretrainConfig:
     warmup_steps: int = field(30, "steps of linear learning-rate warm-up from 0")
     learning_rate: float = field(3e-3, "peak learning rate of the cosine schedule")
     min_lr_ratio: float = field(0.1, "the cosine ends at learning_rate x min_lr_ratio; annealing starts there")
-    weight_decay: float = field(0.1, "AdamW weight decay (matrices only, not norms or embeddings)")
+    weight_decay: float = field(0.1, "AdamW weight decay on the weight matrices (an untied output head "
+                                     "included); not on norms, biases or the token embedding, tied or not")
     adam_beta1: float = field(0.9, "AdamW beta1")
     adam_beta2: float = field(0.95, "AdamW beta2 (Llama 3: 0.95)")
     grad_clip: float = field(1.0, "clip the global gradient norm to this (0 disables)")

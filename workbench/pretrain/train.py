@@ -50,10 +50,12 @@ def load_corpora(data_dir: Path, tokenizer, need_anneal: bool) -> dict[str, Corp
 
 
 def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on norms; the tied embedding is decayed once)."""
-    params = list({id(p): p for p in model.parameters() if p.requires_grad}.values())
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    """AdamW decaying the weight matrices only: not norms, biases or the token embedding (tied to the head or not)."""
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    params = [p for p in model.parameters() if p.requires_grad]  # a tied embedding is listed once
+    decay = [p for p in params if p.dim() >= 2 and id(p) not in embeddings]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2 or id(p) in embeddings], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
                              eps=1e-8, fused=True)  # one fused kernel per step (CPU and CUDA)
 
