@@ -16,7 +16,8 @@ Per pair i, with log-probabilities summed over the response tokens that are not 
   loss depend on how a batch is split across processes and accumulation steps; the per-sequence
   mean keeps the whole loss a mean over pairs, so 2 processes give the same result as 1.
 - A pair whose chosen or rejected response has no token left after masking (and truncation to
-  ``max_length``) is skipped and counted in ``skipped_rows``, never turned into a NaN.
+  ``max_length``, from the end with ``truncation_mode: keep_end`` in ``trl_args``) is skipped and
+  counted in ``skipped_rows``, never turned into a NaN.
 - Reference model: the SFT model (TRL loads it again from ``sft_dir``); with LoRA, the same weights
   with the adapters disabled; ``precompute_ref_log_probs`` computes its log-probs once up front.
 """
@@ -55,6 +56,20 @@ def preference_pairs(preferences: Iterable[Preference], levels: Iterable[str] = 
         rows += [{"prompt": pref.prompt, "chosen": [{"role": "assistant", "content": better}],
                   "rejected": [{"role": "assistant", "content": worse}], "id": pref.id} for better, worse in pairs]
     return rows, {"preferences": total, "preferences_used": used, "pairs_used": len(rows)}
+
+
+def kept_completion(prompt_ids: list[int], completion_ids: list[int], max_length: int | None,
+                    truncation_mode: str) -> list[int]:
+    """The completion tokens TRL's collator keeps once prompt + completion is cut to ``max_length``."""
+    if max_length is None:
+        return list(completion_ids)
+    if truncation_mode not in ("keep_start", "keep_end"):
+        raise ValueError(f"dpo: truncation_mode {truncation_mode!r}: expected 'keep_start' or 'keep_end'")
+    # the same slice as the collator's, applied to the tokens and to which of them are completion
+    cut = slice(None, max_length) if truncation_mode == "keep_start" else slice(-max_length, None)
+    ids = (list(prompt_ids) + list(completion_ids))[cut]
+    is_completion = ([False] * len(prompt_ids) + [True] * len(completion_ids))[cut]
+    return [t for t, keep in zip(ids, is_completion) if keep]
 
 
 @dataclass
@@ -102,16 +117,18 @@ class ModifiedDPOTrainer(DPOTrainer):
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         """Tokenize as TRL does, then skip (and count) pairs left with no trainable token."""
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-        keep = [i for i, row in enumerate(dataset) if self._has_tokens(row, args.max_length)]
+        keep = [i for i, row in enumerate(dataset) if self._has_tokens(row, args.max_length, args.truncation_mode)]
         self.skipped_rows[dataset_name] = len(dataset) - len(keep)
         if not keep:
             raise ValueError(f"dpo: every one of the {len(dataset)} {dataset_name} pairs has an empty chosen or "
                              "rejected response once formatting tokens are masked")
         return dataset.select(keep) if len(keep) < len(dataset) else dataset
 
-    def _has_tokens(self, row: dict, max_length: int | None) -> bool:
-        room = None if max_length is None else max(max_length - len(row["prompt_ids"]), 0)
-        return all(any(t not in self.masked_token_ids for t in row[key][:room]) for key in ("chosen_ids", "rejected_ids"))
+    def _has_tokens(self, row: dict, max_length: int | None, truncation_mode: str) -> bool:
+        """True when chosen and rejected each keep an unmasked token after the collator's truncation."""
+        return all(any(t not in self.masked_token_ids
+                       for t in kept_completion(row["prompt_ids"], row[key], max_length, truncation_mode))
+                   for key in ("chosen_ids", "rejected_ids"))
 
     def _compute_loss(self, model, inputs, return_outputs):
         """TRL's DPO loss (on the masked completion) plus ``nll_coef`` x the mean per-sequence NLL of chosen."""
