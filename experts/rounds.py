@@ -1,9 +1,9 @@
 """Experts in the rounds: each enabled expert rejection-samples its own family's prompts.
 
-The orchestrator's samples stage calls :func:`sample_with_experts` first: the prompts of every
-family whose ``experts.sampler`` is ``expert`` are sampled by that expert (checked by its domain's
-verifier) into ``samples/experts/<family>/``, a rejection-sampling stage of its own; the prompts left
-are returned for the policy. :func:`expert_sft_files` lists the experts' ``sft.jsonl`` for the SFT mix.
+The round's samples stage calls :func:`sample_with_experts` first: the prompts of every family
+whose ``experts.sampler`` is ``expert`` are sampled by that expert (checked by its domain's verifier)
+into ``samples/experts/<family>/``; the prompts left are returned for the policy. The experts are
+trained before the rounds, by their own stage. :func:`expert_sft_files` lists the experts' ``sft.jsonl`` for the SFT mix.
 :func:`prepare_sibling_run` makes the run folder in which a round is redone with experts, to compare.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 from experts.checks import domain_verifier
 from experts.config import DOMAINS
-from experts.train import expert_dir, train_expert
+from experts.train import expert_dir
 from workbench.jsonl import write_jsonl
-from workbench.rundir import STAGES, RunDir, atomic_dir, atomic_write_text
+from workbench.rundir import STAGES, RunDir, atomic_dir, atomic_write_text, is_done
 from workbench.seeds import derive_seed
 
 POLICY_PROMPTS = "policy_prompts.jsonl"
@@ -30,13 +30,13 @@ def expert_for(cfg, run: RunDir, family: str) -> Path | None:
 
 
 def sample_with_experts(cfg, run: RunDir, prompts_path: Path, out_dir: Path, reward_dir: Path, *, seed: int,
-                        device: str = "auto", force: bool = False) -> Path:
+                        device: str = "auto") -> Path:
     """Rejection-sample the expert families' prompts with their experts; returns the policy's prompts file.
 
-    Experts not trained yet are trained first (skipped when done). With no expert enabled the
-    returned file holds every prompt.
+    The experts must be trained already (the orchestrator's experts stage, or `workbench experts
+    train`): sampling never trains. With no expert enabled the returned file holds every prompt.
     """
-    from sampling.rejection import read_prompts, run_rejection_sampling
+    from sampling.rejection import read_prompts, rejection_sample
 
     out_dir = Path(out_dir)
     records = read_prompts(prompts_path)
@@ -46,14 +46,15 @@ def sample_with_experts(cfg, run: RunDir, prompts_path: Path, out_dir: Path, rew
         mine = [r for r in records if family(r) == name]
         if not mine:
             continue
-        train_expert(cfg, run, name)
+        if not is_done(model):
+            raise FileNotFoundError(f"{model}: the {name} expert is not trained; run `workbench experts train "
+                                    f"{name}` (or `workbench rounds run`, which trains enabled experts first)")
         stage = out_dir / "experts" / name
         stage.mkdir(parents=True, exist_ok=True)
         write_jsonl(mine, stage / "prompts.jsonl")
-        run_rejection_sampling(cfg.sampling, model, reward_dir, stage / "prompts.jsonl", stage,
-                               seed=derive_seed(seed, "experts", name),
-                               verifier=domain_verifier(name, cfg.experts.unit_tests),
-                               device=device, force=force)
+        rejection_sample(cfg.sampling, model, reward_dir, stage / "prompts.jsonl", stage,
+                         seed=derive_seed(seed, "experts", name),
+                         verifier=domain_verifier(name, cfg.experts.unit_tests), device=device)
     return write_jsonl([r for r in records if family(r) not in experts], out_dir / POLICY_PROMPTS)
 
 

@@ -13,7 +13,7 @@ a temp file plus rename. Killing the stage and running it again therefore redoes
 phase and never loses or duplicates a prompt. ``plan.json`` pins the prompts and the sampling settings:
 resuming with different ones is refused (use ``force``). Stage folder, when done::
 
-    samples/manifest.json               status, inputs, outputs, metrics (RunDir.stage)
+    samples/manifest.json               status, inputs, outputs, metrics (workbench.stage.run_stage)
     samples/candidates/*.parquet        every candidate: a `datasets` dataset (see FEATURES)
     samples/shards/shard_NNNNN.json     each shard's record (prompt ids, timings, counts)
     samples/sft.jsonl                   the best response per prompt, as SFT messages
@@ -38,7 +38,8 @@ from typing import Any, Callable
 
 from workbench.config_base import ConfigError, to_dict
 from workbench.jsonl import iter_jsonl, iter_jsonl_numbered, message_problems, shown, write_jsonl
-from workbench.rundir import RunDir, atomic_write_json, hash_path, read_manifest
+from workbench.rundir import RunDir, atomic_write_json, hash_path
+from workbench.stage import Result, Stage, run_stage
 
 logger = logging.getLogger(__name__)
 
@@ -235,35 +236,43 @@ def clear(out: Path) -> None:
 def run_rejection_sampling(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir, *, seed: int,
                            verifier: Verifier | None = None, backend=None, scorer=None,
                            device: str = "auto", force: bool = False) -> dict[str, Any]:
-    """Rejection-sample ``prompts_path`` with the policy and reward model into the stage folder ``out_dir``.
+    """:func:`rejection_sample` into the stage folder ``out_dir`` as a stage of its own (with its manifest).
+
+    This is ``workbench sample --out DIR``; a stage already ``done`` returns its metrics unless ``force``.
+    """
+    out = Path(out_dir)
+    if force:
+        clear(out)
+    inputs = {k: Path(v) for k, v in {"policy": policy_dir, "reward": reward_dir, "prompts": prompts_path}.items() if v}
+    stage = Stage(out.name, None, lambda ctx: inputs,
+                  lambda ctx: rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out, seed=seed,
+                                               verifier=verifier, backend=backend, scorer=scorer, device=device),
+                  folder=lambda run, n: out)
+    return run_stage(stage, None, RunDir(out.parent), force=force, config=sampling_cfg)
+
+
+def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir, *, seed: int,
+                     verifier: Verifier | None = None, backend=None, scorer=None, device: str = "auto") -> Result:
+    """Rejection-sample ``prompts_path`` with the policy and reward model into ``out_dir``; resumes by shard.
 
     ``verifier`` (prompt record, response) -> bool drops failing samples before selection; by default
     (``sampling.verify_tasks``) prompts that carry a task are checked by the task world. ``backend`` and
     ``scorer`` replace the ones built from ``policy_dir``/``reward_dir`` (and are then not closed here).
-    A stage already ``done`` returns its metrics unless ``force``. Returns the metrics.
+    Writes no manifest (the stage wrapper does); returns the metrics and outputs.
     """
     cfg, out = sampling_cfg, Path(out_dir)
-    if force:
-        clear(out)
-    elif (manifest := read_manifest(out)) and manifest.get("status") == "done":
-        logger.info("%s is done; skipping (force to redo)", out)
-        return manifest["metrics"]
     if verifier is None and cfg.verify_tasks:
         verifier = task_verifier
     records = read_prompts(prompts_path)
     shards = [records[i:i + cfg.shard_size] for i in range(0, len(records), cfg.shard_size)]
-    inputs = {"policy": policy_dir, "reward": reward_dir, "prompts": prompts_path}
-    with RunDir(out.parent).stage(out.name, config=cfg, inputs={k: v for k, v in inputs.items() if v}) as stage:
-        check_plan(out, {"prompts": hash_path(prompts_path), "seed": seed,
-                         **{k: to_dict(getattr(cfg, k)) for k in PLANNED}})
-        remove_stale_temps(out)
-        generate_all(cfg, policy_dir, shards, out, seed=seed, backend=backend, device=device)
-        score_all(cfg, reward_dir, shards, out, verifier=verifier, scorer=scorer, device=device)
-        stage.metrics.update(finish(out, len(shards)))
-        stage.output("candidates", out / CANDIDATES)
-        stage.output("sft", out / SFT_FILE)
-        stage.extra["data_files"] = f"{CANDIDATES}/*.parquet"
-    return stage.metrics
+    out.mkdir(parents=True, exist_ok=True)
+    check_plan(out, {"prompts": hash_path(prompts_path), "seed": seed,
+                     **{k: to_dict(getattr(cfg, k)) for k in PLANNED}})
+    remove_stale_temps(out)
+    generate_all(cfg, policy_dir, shards, out, seed=seed, backend=backend, device=device)
+    score_all(cfg, reward_dir, shards, out, verifier=verifier, scorer=scorer, device=device)
+    return Result(finish(out, len(shards)), {"candidates": out / CANDIDATES, "sft": out / SFT_FILE},
+                  {"data_files": f"{CANDIDATES}/*.parquet"})
 
 
 def shard_seed(seed: int, index: int) -> int:

@@ -109,6 +109,17 @@ def test_with_no_expert_enabled_every_prompt_goes_to_the_policy(tmp_path):
     assert [r["id"] for r in read_jsonl(path)] == [r["id"] for r in records]
 
 
+def test_sampling_never_trains_an_expert(tmp_path):
+    cfg = config(tmp_path, enabled=["code"])
+    records = [{"id": str(i), "messages": [{"role": "user", "content": t.prompt}], "task": t.to_dict()}
+               for i, t in enumerate(tasks.generate("code", 2, 0))]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(FileNotFoundError, match="the code expert is not trained; run `workbench experts train code`"):
+        sample_with_experts(cfg, RunDir(tmp_path), prompts, tmp_path / "samples", tmp_path / "reward", seed=0)
+    assert not (tmp_path / "experts").exists()
+
+
 def test_config_names_unknown_domains():
     with pytest.raises(ConfigError, match="enabled"):
         build(ExpertsConfig, {"enabled": ["poetry"]}, "test:")

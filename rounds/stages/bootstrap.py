@@ -1,0 +1,46 @@
+"""Before round 1, bootstrap: SFT of the base on curated demonstrations gives the first chat policy.
+
+The base and the bootstrap policy are both evaluated, so round 1 has a starting point to beat.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from rounds import data as round_data
+from rounds.stages.common import evaluate
+from workbench import tracking
+from workbench.jsonl import write_jsonl
+from workbench.seeds import derive_seed
+from workbench.stage import Result, Stage, StageContext
+
+
+def inputs(ctx: StageContext) -> dict:
+    """The base model."""
+    return {"base": ctx.run.base}
+
+
+def run(ctx: StageContext) -> Result:
+    """Train the bootstrap policy into ``bootstrap/`` (beside curated.jsonl) and evaluate it and the base."""
+    from workbench.posttrain.sft import train_sft
+
+    cfg, run_dir = ctx.cfg, ctx.run
+    rows = round_data.curated_examples(cfg)
+    write_jsonl(rows, ctx.out / "curated.jsonl")
+    work = run_dir.root / ".bootstrap-model"  # train_sft writes a fresh folder in one rename
+    metrics = train_sft(cfg.sft, rows, run_dir.base, work, seed=derive_seed(cfg.seed, "bootstrap"),
+                        tracking=tracking.trainer_kwargs(cfg, "bootstrap"))
+    for item in work.iterdir():
+        target = ctx.out / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        item.replace(target)
+    shutil.rmtree(work, ignore_errors=True)
+    base_eval = evaluate(cfg, run_dir.base, ctx.out / "base_eval.json")
+    boot_eval = evaluate(cfg, ctx.out, ctx.out / "eval.json")
+    return Result({**{f"sft_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))},
+                   "base_accuracy_mean": base_eval["mean"], "accuracy_mean": boot_eval["mean"]},
+                  {"model": ctx.out})
+
+
+STAGE = Stage("bootstrap", "bootstrap", inputs, run)

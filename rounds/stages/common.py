@@ -1,0 +1,88 @@
+"""Paths and steps the round stages share: which model a round starts from, variants, evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from workbench import tracking
+from workbench.rundir import RunDir, atomic_write_json
+from workbench.seeds import derive_seed
+from workbench.stage import StageContext
+
+
+def log(message: str) -> None:
+    """One progress line on stderr, with the time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def policy_before(run: RunDir, n: int) -> Path:
+    """The newest policy when round ``n`` starts: round n-1's policy, else the bootstrap."""
+    return run.round_stage(n - 1, "policy") if n > 1 else run.bootstrap
+
+
+def second_model(run: RunDir, n: int) -> Path:
+    """The other model whose responses are compared with the newest policy's in round ``n``."""
+    if n > 2:
+        return run.round_stage(n - 2, "policy")
+    return run.bootstrap if n == 2 else run.base
+
+
+def model_dir(run: RunDir, n: int, stage: str) -> Path:
+    """The model a round's reward, sft or dpo stage wrote."""
+    return run.round_stage(n, stage) / "model"
+
+
+def preference_files(run: RunDir, rounds) -> dict[str, Path]:
+    """The exported preferences of the given rounds, named for a manifest's inputs."""
+    return {f"preferences_{r:02d}": run.round_stage(r, "preferences") / "preferences.jsonl" for r in rounds}
+
+
+def tracking_kwargs(ctx: StageContext, stage: str) -> dict:
+    """TRL's report_to/run_name for a round's training stage."""
+    return tracking.trainer_kwargs(ctx.cfg, f"round_{ctx.round:02d}/{stage}")
+
+
+def trained_variants(ctx: StageContext, stage: str, train) -> dict:
+    """Train ``rounds.variants[stage]`` seeds with ``train(seed, out_dir) -> metrics``; several are averaged.
+
+    One variant trains straight into ``<stage>/model``; several train into ``<stage>/variants/seed_K``
+    and mergekit's linear average of them becomes ``<stage>/model``. Each training call writes its
+    model atomically and resumes from its own checkpoints, so an interrupted stage redoes only the
+    variant that was cut short. The metrics are the variants' mean.
+    """
+    count = ctx.cfg.rounds.variants.get(stage, 1)
+    seeds = [derive_seed(ctx.cfg.seed, stage, ctx.round, v) for v in range(count)]
+    if count == 1:
+        return train(seeds[0], ctx.out / "model")
+    from workbench.posttrain.averaging import average_models
+
+    runs = []
+    for v, seed in enumerate(seeds):
+        out = ctx.out / "variants" / f"seed_{v}"
+        record = out.with_name(f"seed_{v}.metrics.json")
+        if not record.exists():
+            atomic_write_json(record, train(seed, out))
+        runs.append(json.loads(record.read_text()))
+    average_models([ctx.out / "variants" / f"seed_{v}" for v in range(count)], ctx.out / "model")
+    numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return {k: sum(r[k] for r in runs) / count for k in numeric if all(k in r for r in runs)}
+
+
+def backend(cfg, model: Path, name: str | None = None):
+    """A sampling backend on ``model`` (the rounds' generation backend unless named); a context manager."""
+    from sampling.backends import make_backend
+
+    return make_backend(dataclasses.replace(cfg.sampling, backend=name or cfg.rounds.generation_backend), model)
+
+
+def evaluate(cfg, model: Path, out_json: Path) -> dict:
+    """Task-world accuracy of ``model`` on fresh canonical instances, written to ``out_json``."""
+    from sampling.evaluation import evaluate_model
+
+    result = evaluate_model(model, cfg.eval, cfg.sampling, cfg.rounds.generation_backend)
+    atomic_write_json(out_json, result)
+    return result

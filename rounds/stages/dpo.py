@@ -1,0 +1,45 @@
+"""Round stage 5, dpo: the modified DPO on the SFT model with the newest (or all) preferences.
+
+A round with no pair rated strongly enough keeps the SFT model unchanged and says so in its metrics.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from rounds.stages.common import log, model_dir, preference_files, tracking_kwargs, trained_variants
+from workbench.rundir import atomic_dir
+from workbench.stage import Result, Stage, StageContext
+
+
+def preference_rounds(ctx: StageContext) -> range:
+    """The rounds whose preferences DPO trains on (rounds.dpo_preferences: newest or all)."""
+    n = ctx.round
+    return range(n, n + 1) if ctx.cfg.rounds.dpo_preferences == "newest" else range(1, n + 1)
+
+
+def inputs(ctx: StageContext) -> dict:
+    """The round's SFT model and the preferences DPO reads."""
+    return {"sft": model_dir(ctx.run, ctx.round, "sft"), **preference_files(ctx.run, preference_rounds(ctx))}
+
+
+def run(ctx: StageContext) -> Result:
+    """Train (and average) the DPO model into ``dpo/model``, or keep the SFT model when no pair qualifies."""
+    from workbench.posttrain.dpo import preference_pairs, train_dpo
+    from workbench.preferences import read_jsonl
+
+    cfg, sft = ctx.cfg, model_dir(ctx.run, ctx.round, "sft")
+    prefs = [p for path in preference_files(ctx.run, preference_rounds(ctx)).values() for p in read_jsonl(path)]
+    pairs, counts = preference_pairs(prefs, cfg.dpo.levels)
+    if not pairs:
+        # Nothing rated strongly enough (early rounds of a tiny model): DPO would have no data.
+        log(f"round {ctx.round}: dpo: no preference rated {cfg.dpo.levels}; the SFT model is kept as is")
+        with atomic_dir(ctx.out / "model") as tmp:
+            shutil.copytree(sft, tmp, dirs_exist_ok=True)
+        return Result(counts | {"skipped_no_pairs": 1}, {"model": ctx.out / "model"})
+    metrics = trained_variants(ctx, "dpo", lambda seed, out: train_dpo(
+        cfg.dpo, prefs, sft, out, seed=seed, tracking=tracking_kwargs(ctx, "dpo")))
+    return Result({k.replace("/", "_"): v for k, v in metrics.items()}, {"model": ctx.out / "model"})
+
+
+STAGE = Stage("dpo", "dpo", inputs, run)

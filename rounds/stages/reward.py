@@ -1,0 +1,25 @@
+"""Round stage 2, reward: a reward model on the base, trained on every preference collected so far."""
+
+from __future__ import annotations
+
+from rounds.stages.common import preference_files, trained_variants
+from workbench.stage import Result, Stage, StageContext
+
+
+def inputs(ctx: StageContext) -> dict:
+    """The base and every round's preferences up to this one."""
+    return {"base": ctx.run.base, **preference_files(ctx.run, range(1, ctx.round + 1))}
+
+
+def run(ctx: StageContext) -> Result:
+    """Train (and, with variants, average) the reward model into ``reward/model``."""
+    from reward.train import train_reward_model
+    from workbench.preferences import read_jsonl
+
+    prefs = [p for path in preference_files(ctx.run, range(1, ctx.round + 1)).values() for p in read_jsonl(path)]
+    metrics = trained_variants(ctx, "reward", lambda seed, out: train_reward_model(
+        ctx.cfg, prefs, ctx.run.base, out, seed=seed, round_number=ctx.round))
+    return Result({k.replace("/", "_"): v for k, v in metrics.items()}, {"model": ctx.out / "model"})
+
+
+STAGE = Stage("reward", "reward", inputs, run)
