@@ -272,6 +272,15 @@ def test_the_machines_files_are_invisible(box):
     assert {"sandbox", "proc", "dev", "tmp"} <= set(top)
 
 
+def test_the_folder_is_the_only_writable_place(box):
+    code = ("import os, sys\nfor folder in ('/', '/tmp', '/dev', '/dev/shm', '/proc', os.path.dirname(sys.executable),\n"
+            "               os.path.dirname(os.__file__)):\n"
+            "    try:\n        open(os.path.join(folder, 'x'), 'w').write('x')\n        print('wrote', folder)\n"
+            "    except OSError as exc:\n        print(exc.errno)\nopen('/dev/null', 'w').write('x')")
+    result = box.run_python(code, timeout=OK, audit_hook=False)
+    assert result.ok and "wrote" not in result.stdout and len(result.stdout.split()) == 7, result.stdout
+
+
 def test_the_jail_folder_is_a_fresh_tmpfs_each_run(box):
     first = box.run_python("open('mark', 'w').write('x')\nimport os\nprint(os.listdir('.'))", timeout=OK)
     second = box.run_python("import os\nprint(os.listdir('.'))", timeout=OK)
@@ -284,6 +293,13 @@ def test_the_jail_folder_is_a_fresh_tmpfs_each_run(box):
                                   '"done"', "", "[" * 100 + "]" * 100, '{"done": true}' * 2])
 def test_parse_claim_refuses_what_the_runner_never_writes(text):
     assert isinstance(parse_claim(text), str)
+
+
+@pytest.mark.parametrize("text", ['"a\\' * 21_000, "[" * 64_000, '"' + "a" * 64_000, '"[\\"' * 16_000])
+def test_parse_claim_is_fast_on_the_largest_hostile_claims(text):
+    start = time.monotonic()
+    assert isinstance(parse_claim(text), str)
+    assert time.monotonic() - start < 1.0  # a backtracking scan took 16 s on the first one
 
 
 def test_parse_claim_accepts_what_the_runner_writes():

@@ -56,6 +56,8 @@ MAX_RESULT_BYTES = 2 << 20  # the harness forwards at most 1 MiB of claims plus 
 MAX_CLAIM_CHARS = 64 * 1024
 MAX_CLAIM_DEPTH = 64  # nesting of one claim's JSON (a value of depth 62 inside a record)
 MAX_INT_DIGITS = 1000
+# A JSON string (an unterminated one runs to the end, so the scan stays linear) or a bracket.
+STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 WORKDIR = "/sandbox"  # the working folder's path inside the jail (a tmpfs; nothing of the host)
 INSTALL_HINT = ("install Debian's bubblewrap (`apt-get install bubblewrap`; scripts/setup.sh does it); "
                 "as a non-root user the kernel must also allow unprivileged user namespaces "
@@ -187,8 +189,9 @@ def _jail_args(disk_mb: int) -> list[str]:
         args += ["--perms", "0755", "--dir", folder]
     for source, dest in files:
         args += ["--ro-bind", source, dest]
-    args += ["--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--size", str(disk_mb * 1024 * 1024),
-             "--tmpfs", WORKDIR, "--chdir", WORKDIR, "--remount-ro", "/", "--"]
+    # /dev is a tmpfs the unprivileged jail's user owns: read-only, or it would be an uncapped folder.
+    args += ["--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--perms", "1777",
+             "--size", str(disk_mb * 1024 * 1024), "--tmpfs", WORKDIR, "--chdir", WORKDIR, "--remount-ro", "/", "--"]
     return args
 
 
@@ -362,11 +365,13 @@ def _bounded_json(text: str, max_chars: int) -> Any:
     """``json.loads`` within a size, depth and integer-length cap, without floats; a string says why not."""
     if len(text) > max_chars:
         return f"longer than {max_chars} characters"
-    brackets = re.sub(r'"(?:[^"\\]|\\.)*"', "", text)
     depth = deepest = 0
-    for char in re.findall(r"[\[\]{}]", brackets):
-        depth += 1 if char in "[{" else -1
-        deepest = max(deepest, depth)
+    for token in STRING_OR_BRACKET.findall(text):
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
     if deepest > MAX_CLAIM_DEPTH:
         return f"nested more than {MAX_CLAIM_DEPTH} levels deep"
     try:

@@ -21,7 +21,7 @@ BLOCKED_EVENTS = frozenset({
     "os.system", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn", "os.kill",
     "os.killpg", "subprocess.Popen", "signal.pthread_kill", "resource.setrlimit", "resource.prlimit",
     "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.setprofile", "sys.settrace",
-    "sys.addaudithook",
+    "sys.addaudithook", "os.unshare", "os.setns",
 })
 BLOCKED_PREFIXES = ("socket.", "ctypes.", "_ctypes.", "winreg.", "msvcrt.")
 BLOCKED_MODULES = frozenset({"_posixsubprocess", "_ctypes", "ctypes", "multiprocessing", "_multiprocessing",
