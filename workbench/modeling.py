@@ -119,11 +119,12 @@ def save_model(model, tokenizer, path: str | Path) -> Path:
 
 
 def load_causal_lm(path: str | Path, device: str = "cpu"):
-    """Load a causal LM in float32 on the CPU (bfloat16 on CUDA) with its tokenizer."""
+    """Load a causal LM in float32 on the CPU (bfloat16 on CUDA) with its tokenizer, checked first."""
     from transformers import AutoModelForCausalLM
 
     from workbench.tokenizer import load_tokenizer
 
+    tokenizer = load_tokenizer(path)  # a tokenizer that does not fit the model is refused before the weights load
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
-    return model, load_tokenizer(path)
+    return model, tokenizer

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerFast
 
 from workbench import chat
 
@@ -65,11 +65,29 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: str | Path) -> Path
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
-    """Load a tokenizer from disk and check that it speaks the Llama 3 chat format."""
+    """Load a tokenizer and check its chat format and, in a model folder, that the model's vocabulary fits it."""
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     chat.formatting_token_ids(tokenizer)
     if tokenizer.chat_template is None:
-        raise ValueError(f"{path}: tokenizer has no chat template; the workbench needs one")
+        raise ValueError(f"{path}: tokenizer has no chat template; the workbench needs one "
+                         "(save the tokenizer with `workbench tokenizer train` or copy the base model's)")
+    check_fits_model(tokenizer, path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = chat.PAD if chat.PAD in tokenizer.get_vocab() else tokenizer.eos_token
     return tokenizer
+
+
+def check_fits_model(tokenizer, model_dir: str | Path) -> None:
+    """Refuse a tokenizer whose ids run past the vocabulary in ``model_dir``'s config.json (weights are not read)."""
+    config_path = Path(model_dir) / "config.json"
+    if not config_path.is_file():
+        return  # a tokenizer folder, not a model folder
+    try:
+        vocab_size = AutoConfig.from_pretrained(str(model_dir)).get_text_config().vocab_size
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{config_path}: cannot be read as a model config ({exc})") from None
+    needed = max(tokenizer.get_vocab().values()) + 1
+    if needed > vocab_size:
+        raise ValueError(f"{model_dir}: the tokenizer has ids up to {needed - 1} but the model's vocabulary has "
+                         f"{vocab_size} entries (config.json vocab_size); the folder's tokenizer is not the one "
+                         "the model was built with: copy that tokenizer into the folder")
