@@ -182,7 +182,10 @@ def _jail_args(disk_mb: int) -> list[str]:
     files = _interpreter_files()
     folders = sorted({str(parent) for _, dest in files for parent in Path(dest).parents if str(parent) != "/"}
                      | {"/tmp"}, key=lambda p: (p.count("/"), p))
-    args = [_bwrap(), *namespaces, "--die-with-parent", "--new-session", "--clearenv"]
+    # No --new-session: the jail's init must stay in our process group, so that the one killpg on
+    # overrun reaches it and its death kills the whole PID namespace (a setsid() inside included);
+    # the group is a new session already, without a controlling terminal.
+    args = [_bwrap(), *namespaces, "--die-with-parent", "--clearenv"]
     for name, value in _child_env().items():
         args += ["--setenv", name, value]
     for folder in folders:  # bwrap would copy the host's modes (e.g. /root 0700), locking nobody out
