@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.jsonl import is_int, iter_jsonl_numbered, json_problem, shown
+from workbench.jsonl import iter_jsonl_numbered, round_and_meta_problems, shown
 
 MAX_TEXT_CHARS = 200_000
 
@@ -75,15 +75,7 @@ def item_problems(data: dict) -> list[str]:
     if not (isinstance(models, list) and len(models) == 2
             and all(isinstance(m, str) for m in models)):
         found.append(f"field 'models' must be a list of two strings, got {shown(models)}")
-    round_ = data.get("round", 0)
-    if not is_int(round_) or round_ < 0:
-        found.append(f"field 'round' must be a non-negative integer, got {shown(round_)}")
-    meta = data.get("meta")
-    if meta is not None and not isinstance(meta, dict):
-        found.append(f"field 'meta' must be an object, got {shown(meta)}")
-    elif meta is not None and (problem := json_problem(meta)):
-        found.append(f"field 'meta' {problem}")
-    return found
+    return found + round_and_meta_problems(data)
 
 
 def validate_item(data: Any, where: str) -> Item:

@@ -56,6 +56,19 @@ def message_problems(value: object, name: str) -> list[str]:
             if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str))]
 
 
+def round_and_meta_problems(data: dict) -> list[str]:
+    """Problems of a record's optional ``round`` (a non-negative integer) and ``meta`` (an object of plain JSON)."""
+    found = []
+    if "round" in data and (not is_int(data["round"]) or data["round"] < 0):
+        found.append(f"field 'round' must be a non-negative integer, got {shown(data['round'])}")
+    meta = data.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        found.append(f"field 'meta' must be an object, got {shown(meta)}")
+    elif meta is not None and (problem := json_problem(meta)):
+        found.append(f"field 'meta' {problem}")
+    return found
+
+
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a finite number")
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from workbench.jsonl import is_int, json_problem, message_problems, shown
+from workbench.jsonl import message_problems, round_and_meta_problems, shown
 
 LEVELS = ("significantly_better", "better", "slightly_better", "marginally_better")
 LEVEL_LABELS = {
@@ -79,14 +79,7 @@ def problems(data: dict) -> list[str]:
         found.append(f"field 'edited' must be null or a non-empty string, got {shown(data['edited'])}")
     if "level" in data and data["level"] not in LEVELS:
         found.append(f"field 'level' is {shown(data['level'])}, expected one of {list(LEVELS)}")
-    if "round" in data and (not is_int(data["round"]) or data["round"] < 0):
-        found.append(f"field 'round' must be a non-negative integer, got {shown(data['round'])}")
-    meta = data.get("meta")
-    if meta is not None and not isinstance(meta, dict):
-        found.append(f"field 'meta' must be an object, got {shown(meta)}")
-    elif meta is not None and (problem := json_problem(meta)):
-        found.append(f"field 'meta' {problem}")
-    return found
+    return found + round_and_meta_problems(data)
 
 
 def validate(data: Any, where: str) -> Preference:
