@@ -173,7 +173,8 @@ def test_a_sample_cannot_kill_a_sibling_samples_check(box):
     victim_code = "import time\ndef f(xs):\n    time.sleep(2)\n    return sorted(xs)"
     attack = ("import os, signal\nreached = []\nfor pid in range(1, %d):\n"
               "    if pid in (os.getpid(), os.getppid()):\n        continue\n"
-              "    try:\n        fd = os.pidfd_open(pid)\n    except OSError:\n        continue\n    reached.append(pid)\n"
+              "    try:\n        fd = os.pidfd_open(pid)\n    except OSError:\n        continue\n"
+              "    reached.append(pid)\n"
               "    try:\n        signal.pidfd_send_signal(fd, signal.SIGKILL)\n    except OSError:\n        pass\n"
               "print(reached)" % highest)
     victim: list[FunctionRun] = []
@@ -226,7 +227,8 @@ FORGERIES = {
 
 @pytest.mark.parametrize("name", FORGERIES)
 def test_forged_records_fail_the_check_with_a_reason(box, name):
-    code = ("import os\nfor fd in range(3, 32):\n    try:\n        if os.readlink(f'/proc/self/fd/{fd}').startswith('pipe:'):\n"
+    code = ("import os\nfor fd in range(3, 32):\n    try:\n"
+            "        if os.readlink(f'/proc/self/fd/{fd}').startswith('pipe:'):\n"
             f"            os.write(fd, {FORGERIES[name]!r} + b'\\n')\n    except OSError:\n        pass\n"
             "def f(xs):\n    return [2]")
     run = box.run_function(code, "f", [[1]], timeout=OK)
@@ -273,8 +275,8 @@ def test_the_machines_files_are_invisible(box):
 
 
 def test_the_folder_is_the_only_writable_place(box):
-    code = ("import os, sys\nfor folder in ('/', '/tmp', '/dev', '/dev/shm', '/proc', os.path.dirname(sys.executable),\n"
-            "               os.path.dirname(os.__file__)):\n"
+    code = ("import os, sys\nfor folder in ('/', '/tmp', '/dev', '/dev/shm', '/proc',\n"
+            "               os.path.dirname(sys.executable), os.path.dirname(os.__file__)):\n"
             "    try:\n        open(os.path.join(folder, 'x'), 'w').write('x')\n        print('wrote', folder)\n"
             "    except OSError as exc:\n        print(exc.errno)\nopen('/dev/null', 'w').write('x')")
     result = box.run_python(code, timeout=OK, audit_hook=False)

@@ -52,7 +52,7 @@ from workbench.tasks.world import corrupt, generate  # noqa: E402
 
 
 def verify(task: Task, response: str) -> Verdict:
-    """Check ``response`` against ``task``; whatever the response holds, a failed check with its reason, never an exception.
+    """Check ``response`` against ``task``; any response, however hostile, gives a Verdict, never an exception.
 
     Two exceptions are not about the response and still raise: a task outside the task world
     (ValueError) and :class:`SandboxUnavailable` (no model code may run on this machine at all).
