@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from workbench.tasks import Task
 from workbench.tasks.answers import extract_code
-from workbench.tasks.code_tasks import MEMORY_MB, SPECS, TIMEOUT, same, static_check
+from workbench.tasks.code_tasks import MEMORY_MB, SPECS, TIMEOUT, same, shorten, static_check
 from workbench.tasks.sandbox import run_function
 
 # (conversations) -> one response each; any backend fits behind it
@@ -50,9 +50,9 @@ def test_feedback(task: Task, response: str, n_random: int = 8) -> str | None:
     for xs, case in zip(inputs, run.cases):
         expected = spec.fn(list(xs))
         if not case.ok:
-            return f"{fname}({xs!r}) raised {case.error}; expected {expected!r}"
+            return f"{fname}({xs!r}) raised {shorten(case.error or '')}; expected {expected!r}"
         if not same(case.value, expected):
-            return f"{fname}({xs!r}) returned {case.value!r}; expected {expected!r}"
+            return f"{fname}({xs!r}) returned {shorten(repr(case.value))}; expected {expected!r}"
     return None
 
 

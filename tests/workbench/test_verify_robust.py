@@ -55,3 +55,9 @@ def test_a_machine_without_the_jail_stops_the_stage_instead_of_failing_every_sam
             verify(code_task, code_task.solution)
     finally:
         sandbox._check_jail.cache_clear()
+
+
+def test_the_experts_code_feedback_is_short_whatever_the_code_returns(code_task):
+    from experts.code_checks import check_code
+    checks = check_code(code_task, respond(code_task, "return 'x' * 60000"))
+    assert not checks["tests"] and "xxx..." in checks["feedback"] and len(checks["feedback"]) < 1000

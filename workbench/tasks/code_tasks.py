@@ -161,9 +161,12 @@ def verify_code(task: Task, response: str) -> Verdict:
 def _failure(fname: str, xs: list[int], case, expected: Any) -> str:
     """One failed test, readable: what was called, what came back (shortened), what was expected."""
     got = f"raised {case.error}" if not case.ok else f"returned {case.value!r}"
-    if len(got) > MAX_SHOWN_CHARS:  # a 60 KB return value would swamp reports and correction prompts
-        got = got[:MAX_SHOWN_CHARS] + "..."
-    return f"{fname}({xs!r}) {got}, expected {expected!r}"
+    return f"{fname}({xs!r}) {shorten(got)}, expected {expected!r}"
+
+
+def shorten(text: str) -> str:
+    """``text`` cut to MAX_SHOWN_CHARS: a 60 KB return value would swamp reports and correction prompts."""
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "..."
 
 
 def corrupt(task: Task, rng: random.Random) -> str:
