@@ -97,7 +97,7 @@ def test_opening_a_socket_is_refused(code):
     assert not result.ok and "socket" in result.error
 
 
-@pytest.mark.skipif(not isolation()["network_namespace"], reason="no network namespace here (not root)")
+@pytest.mark.skipif(not isolation()["network_namespace"], reason="no working bwrap jail on this machine")
 def test_the_child_has_no_network_interface_but_loopback():
     result = run_python("print(open('/proc/net/dev').read())", timeout=OK)
     interfaces = {line.split(":")[0].strip() for line in result.stdout.splitlines() if ":" in line}
