@@ -170,17 +170,20 @@ def test_a_process_outside_the_jail_cannot_be_signalled(box, nobody_uid):
 
 def test_a_sample_cannot_kill_a_sibling_samples_check(box):
     highest = max(int(p) for p in os.listdir("/proc") if p.isdigit()) + 2000
-    victim_code = "import time\ndef f(xs):\n    time.sleep(2)\n    return sorted(xs)"
-    attack = ("import os, signal\nreached = []\nfor pid in range(1, %d):\n"
-              "    if pid in (os.getpid(), os.getppid()):\n        continue\n"
-              "    try:\n        fd = os.pidfd_open(pid)\n    except OSError:\n        continue\n"
-              "    reached.append(pid)\n"
-              "    try:\n        signal.pidfd_send_signal(fd, signal.SIGKILL)\n    except OSError:\n        pass\n"
-              "print(reached)" % highest)
+    victim_code = "import time\ndef f(xs):\n    time.sleep(3)\n    return sorted(xs)"
+    # The attacker sweeps every pid again and again for 2.5 s, so it overlaps the victim's sleep
+    # however slowly either jail starts.
+    attack = ("import os, signal, time\nreached = set()\nend = time.monotonic() + 2.5\n"
+              "while time.monotonic() < end:\n    for pid in range(1, %d):\n"
+              "        if pid in (os.getpid(), os.getppid()):\n            continue\n"
+              "        try:\n            fd = os.pidfd_open(pid)\n        except OSError:\n            continue\n"
+              "        reached.add(pid)\n"
+              "        try:\n            signal.pidfd_send_signal(fd, signal.SIGKILL)\n        except OSError:\n"
+              "            pass\n        os.close(fd)\nprint(sorted(reached))" % highest)
     victim: list[FunctionRun] = []
     thread = threading.Thread(target=lambda: victim.append(box.run_function(victim_code, "f", [[2, 1]], timeout=OK)))
     thread.start()
-    time.sleep(1.0)  # the victim's runner is asleep in its own jail by now
+    time.sleep(0.3)
     attacker = box.run_python(attack, timeout=OK)
     thread.join()
     # Only its own jail's processes exist for it: its harness, itself and the namespace's init (pid 1,
