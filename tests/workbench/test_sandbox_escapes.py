@@ -314,6 +314,19 @@ def test_parse_claim_accepts_what_the_runner_writes():
         assert parse_claim(json.dumps(record)) == record
 
 
+def test_a_bwrap_that_cannot_make_namespaces_stops_code_with_its_own_message(monkeypatch, tmp_path):
+    fake = tmp_path / "bwrap"  # what bwrap prints where user namespaces are forbidden
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    sandbox._check_jail.cache_clear()
+    try:
+        with pytest.raises(sandbox.SandboxUnavailable, match="No permissions to create new namespace.*bubblewrap"):
+            sandbox.run_function("def f(xs):\n    return xs", "f", [[1]], timeout=OK)
+    finally:
+        sandbox._check_jail.cache_clear()
+
+
 def test_without_bwrap_no_code_runs_and_the_error_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # a folder without bwrap
     sandbox._check_jail.cache_clear()
