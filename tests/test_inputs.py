@@ -1,4 +1,4 @@
-"""Every file loader refuses malformed input with one error naming the file, the line and every problem.
+"""Every package's input file loaders refuse malformed input with one error naming file, line and every problem.
 
 The loaders: annotation items, preferences (JSONL and a `datasets` dataset), SFT rows, sampling
 prompts and reward-scoring input. The last test is a seeded fuzz loop over random bytes and random
@@ -271,7 +271,8 @@ def test_a_bad_item_file_imports_nothing_and_says_where(tmp_path, capsys):
     db = tmp_path / "a.sqlite"
     good = write_lines(tmp_path / "good.jsonl", [good_line("items")])
     assert main(["annotate", "import", str(good), "--db", str(db), "--run-dir", str(tmp_path)]) == 0
-    bad = write_lines(tmp_path / "bad.jsonl", [good_line("items", id="i2"), good_line("items", id="i3")[:-1] + b"\xff}"])
+    broken = good_line("items", id="i3")[:-1] + b"\xff}"
+    bad = write_lines(tmp_path / "bad.jsonl", [good_line("items", id="i2"), broken])
     assert main(["annotate", "import", str(bad), "--db", str(db), "--run-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: not UTF-8 text" in err and "Traceback" not in err
