@@ -122,6 +122,25 @@ def test_ctypes_cannot_even_load_without_the_hook(box):
     assert not result.ok and "ImportError" in result.error and "libffi" in result.error
 
 
+@pytest.mark.parametrize("how", ["import", "create_dynamic"])
+def test_a_shared_object_written_to_the_folder_cannot_be_loaded(box, how):
+    # A real extension module of the standard library, copied into the folder: loading it from
+    # there is what a hand-made shared object would do to run native code.
+    load = {"import": "sys.path.insert(0, '.')\ndel sys.modules['_queue']\nimport _queue",
+            "create_dynamic": "import _imp, importlib.machinery\n"
+                              "_imp.create_dynamic(importlib.machinery.ModuleSpec('_queue', None, origin=name))"}[how]
+    code = ("import _queue, os, shutil, sys\nname = os.path.basename(_queue.__file__)\n"
+            f"shutil.copy(_queue.__file__, name)\n{load}")
+    result = box.run_python(code, timeout=OK)
+    assert not result.ok and "loading the extension module" in result.error and "_queue.cpython" in result.error
+
+
+def test_the_standard_librarys_extension_modules_still_load(box):
+    code = "import _queue, _json, _decimal, _zoneinfo\nprint(_queue.__file__.startswith('/sandbox'))"
+    result = box.run_python(code, timeout=OK)
+    assert result.ok and result.stdout == "False\n", result.error
+
+
 def test_a_socket_cannot_reach_a_local_listener_without_the_hook(box):
     with socket.create_server(("127.0.0.1", 0)) as server:
         server.settimeout(0.5)

@@ -65,7 +65,14 @@ def make_audit_hook(workdir):
     """
     realpath, isdir, fsdecode, devnull = os.path.realpath, os.path.isdir, os.fsdecode, os.devnull
     blocked, prefixes, modules, path_events = BLOCKED_EVENTS, BLOCKED_PREFIXES, BLOCKED_MODULES, dict(PATH_EVENTS)
-    write_flags, sep, root, int_type = WRITE_FLAGS, os.sep, realpath(workdir), int
+    write_flags, sep, root, int_type, str_type = WRITE_FLAGS, os.sep, realpath(workdir), int, str
+    # Extension modules load only from the interpreter's own folders (sys.path before the code ran):
+    # the work folder is not noexec, so a shared object written there would run native code.
+    startswith, library_folders = str.startswith, tuple(p + sep for p in sys.path if p.startswith(sep))
+
+    def native_allowed(filename):
+        return (type(filename) is str_type and sep + ".." not in filename
+                and startswith(filename, library_folders))
 
     def inside(path):
         if type(path) is int_type:
@@ -81,6 +88,8 @@ def make_audit_hook(workdir):
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "import" and args[0].split(".")[0] in modules:
             raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
+        if event == "import" and args[1] is not None and not native_allowed(args[1]):
+            raise PermissionError(f"sandbox: loading the extension module {args[1]!r} is not allowed")
         if event == "object.__setattr__" and args[1] == "__code__":
             raise PermissionError("sandbox: replacing a function's code is not allowed")
         if event == "open" and args[0] is not None and not inside(args[0]):
