@@ -20,8 +20,9 @@ result it did not get. Layers, outermost first:
    harness forwards them bounded and adds the runner's exit status; this module parses every
    claim with a size cap, a depth cap and an exact schema, and any malformed claim fails the run.
 4. An audit hook in the runner (a second layer, in the code's own process): it refuses
-   fork/exec/``os.system``/``subprocess``, sockets, ctypes, signals, raising limits and file
-   changes outside the folder, and consults only values it captured when installed.
+   fork/exec/``os.system``/``subprocess``, sockets, ctypes, signals, raising limits, file
+   changes outside the folder and extension modules from outside the interpreter's folders
+   (the tmpfs is not noexec), and consults only values it captured when installed.
 
 The child imports only the standard library (``python -I -S``); a small allow-list of pure modules
 (:data:`PRELOAD`) is imported before privileges drop. Extension modules that need shared libraries
