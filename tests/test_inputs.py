@@ -19,7 +19,7 @@ from preference_ui.items import Item, read_items
 from reward.cli import read_score_input
 from reward.data import load_preferences
 from sampling.rejection import read_prompts
-from workbench.jsonl import MAX_DEPTH, read_jsonl
+from workbench.jsonl import MAX_DEPTH, write_jsonl
 from workbench.posttrain.sft import read_rows
 from workbench.preferences import Preference, PreferenceError, to_dataset
 from workbench.preferences import read_jsonl as read_preferences
@@ -75,6 +75,13 @@ def test_a_utf8_bom_on_the_first_line_is_accepted(tmp_path):
 def test_non_finite_numbers_are_refused(tmp_path, name, text):
     path = write_lines(tmp_path / "in.jsonl", [good_line(name), text.encode()])
     with pytest.raises(ValueError, match=re.escape(f"{path}:2: not valid JSON (") + ".*finite number"):
+        LOADERS[name][0](path)
+
+
+@pytest.mark.parametrize("name", LOADERS)
+def test_half_a_surrogate_pair_is_refused(tmp_path, name):
+    path = write_lines(tmp_path / "in.jsonl", [good_line(name), b'{"k": {"\\udc00": 1}}', b'{"x": "\\ud800"}'])
+    with pytest.raises(ValueError, match=re.escape(f"{path}:2: the record has a \\u escape of half a surrogate")):
         LOADERS[name][0](path)
 
 
@@ -205,7 +212,8 @@ def random_line(rng: random.Random, name: str) -> bytes:
         return json.dumps(random_json(rng)).encode()
     if roll < 0.9:
         return bytes(rng.randrange(256) for _ in range(rng.randint(0, 40))).replace(b"\n", b"")
-    return rng.choice([b'{"id": NaN}', b"[" * 5000, b"{" * 3, b'"\xc3"', b"1e999", b"\xef\xbb\xbf{}"])
+    return rng.choice([b'{"id": NaN}', b"[" * 5000, b"{" * 3, b'"\xc3"', b"1e999", b"\xef\xbb\xbf{}",
+                       b'{"id": "\\ud800"}'])
 
 
 def loaded_types_hold(name: str, loaded: list) -> bool:
@@ -243,6 +251,8 @@ def test_random_input_loads_or_fails_naming_file_and_line(tmp_path, name):
         else:
             assert loaded_types_hold(name, loaded), (lines, loaded)
             assert not any(isinstance(v, float) and not math.isfinite(v) for v in _leaves(loaded))
+            rows = [vars(r) if hasattr(r, "__dataclass_fields__") else r for r in loaded]
+            write_jsonl(rows, tmp_path / "written.jsonl")  # what loads can be written back as UTF-8
             outcomes["loaded"] += 1
     assert outcomes["loaded"] >= 10 and outcomes["refused"] >= 100, outcomes
 

@@ -2,17 +2,21 @@
 
 Reading is strict so that no loader sees a value it cannot handle: every line must be UTF-8 (a BOM
 on the first line is allowed), numbers must be finite (``NaN``, ``Infinity`` and ``1e999`` are
-refused), and a record may nest at most :data:`MAX_DEPTH` containers deep.
+refused), strings must not hold half a surrogate pair (``"\\ud800"``), and a record may nest at
+most :data:`MAX_DEPTH` containers deep.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 MAX_DEPTH = 64  # far beyond any real record; deep enough input would hit Python's recursion limit
+# JSON's \uXXXX escapes can spell half of a surrogate pair, which no UTF-8 writer (file, SQLite) accepts.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_problem(value: object, max_depth: int = MAX_DEPTH) -> str | None:
@@ -26,11 +30,14 @@ def json_problem(value: object, max_depth: int = MAX_DEPTH) -> str | None:
             if isinstance(node, dict):
                 if not all(isinstance(k, str) for k in node):
                     return "has an object key that is not a string"
+                stack.extend((k, depth) for k in node)
                 stack.extend((v, depth + 1) for v in node.values())
             else:
                 stack.extend((v, depth + 1) for v in node)
         elif isinstance(node, float) and not math.isfinite(node):
             return f"has the non-finite number {node}"
+        elif isinstance(node, str) and _LONE_SURROGATE.search(node):
+            return "has a \\u escape of half a surrogate pair, which is not a character"
         elif not (node is None or isinstance(node, (str, int, float))):
             return f"has a value of type {type(node).__name__}, which is not JSON"
     return None
