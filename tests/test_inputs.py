@@ -111,7 +111,8 @@ def test_a_preference_reports_every_problem_at_once(tmp_path):
     ({"round": 1.5}, "field 'round' must be a non-negative integer, got 1.5"),
     ({"id": ""}, "field 'id' must be a non-empty string, got ''"),
     ({"edited": 3}, "field 'edited' must be null or a non-empty string, got 3"),
-    ({"prompt": [{"role": "user"}]}, "prompt[0] must be a {role, content} message"),
+    ({"prompt": [{"role": "user"}]}, "prompt[0] must be {role, content} with role in"),
+    ({"prompt": [{"role": "robot", "content": "hi"}]}, "prompt[0] must be {role, content} with role in"),
     ({"meta": json.loads("[" * 10 + "]" * 10)}, "field 'meta' must be an object"),
 ])
 def test_preference_types_are_checked(tmp_path, over, problem):

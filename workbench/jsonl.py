@@ -55,12 +55,14 @@ def shown(value: object, limit: int = 60) -> str:
 
 
 def message_problems(value: object, name: str) -> list[str]:
-    """What is wrong with field ``name`` as chat messages (a non-empty list of string {role, content})."""
+    """What is wrong with field ``name`` as chat messages (a non-empty list of {role, content} in the chat roles)."""
+    from workbench.chat import ROLES
+
     if not isinstance(value, list) or not value:
         return [f"field {name!r} must be a non-empty list of {{role, content}} messages, got {shown(value)}"]
-    return [f"{name}[{i}] must be a {{role, content}} message with string values, got {shown(m)}"
+    return [f"{name}[{i}] must be {{role, content}} with role in {ROLES} and string content, got {shown(m)}"
             for i, m in enumerate(value)
-            if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str))]
+            if not (isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str))]
 
 
 def round_and_meta_problems(data: dict) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.chat import ROLES
-from workbench.jsonl import shown
+from workbench.jsonl import message_problems, shown
 
 
 def read_rows(paths: list[str | Path]) -> list[dict]:
@@ -30,9 +30,7 @@ def check_row(row: object, where: str) -> dict:
     if not isinstance(messages, list) or not messages:
         raise ValueError(f"{where}: expected {{\"messages\": [{{role, content}}, ...]}} with roles in {ROLES}, "
                          f"got {shown(row)}")
-    found = [f"messages[{i}] must be {{role, content}} with role in {ROLES} and string content, got {shown(m)}"
-             for i, m in enumerate(messages)
-             if not (isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str))]
+    found = message_problems(messages, "messages")
     if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
         found.append("the conversation has no assistant turn to train on")
     if found:
