@@ -11,8 +11,10 @@ result it did not get. Layers, outermost first:
    working folder: a tmpfs capped at ``disk_mb`` in all. No network interface but a down
    loopback; no process outside its own namespace can be seen or signalled. As root the jail
    starts the program as root without user namespace and it drops to ``nobody``; as another
-   user bwrap builds an unprivileged user namespace. Without a working bwrap no model code runs:
-   :class:`SandboxUnavailable` says what to install (never a silently weaker sandbox).
+   user bwrap builds an unprivileged user namespace. On x86-64 a seccomp filter answers the
+   system calls Python never makes but native code could attack the kernel through (ptrace,
+   mounts, namespaces, keyrings, bpf, io_uring, ...) with ENOSYS. Without a working bwrap no model
+   code runs: :class:`SandboxUnavailable` says what to install (never a silently weaker sandbox).
 2. Resource limits in the runner, soft = hard: CPU seconds, address space, file size, open
    files, processes; a wall-clock timeout after which the whole jail is killed.
 3. Two processes inside: a harness that holds the result channel, and the runner it forks,
@@ -31,19 +33,24 @@ beyond the interpreter's own (ctypes, ssl, sqlite3, zlib, ...) cannot load in th
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import platform
 import pwd
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import select
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -154,18 +161,12 @@ def _run_child(payload: dict, *, timeout: float, memory_mb: int, file_mb: int, d
     """Start the jail on ``payload``, enforce the wall clock, clean up, parse its records."""
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
-    command = _command(disk_mb)
+    _check_jail()
     uid, gid = _unprivileged_ids()
     payload = {**payload, "workdir": WORKDIR, "preload": list(PRELOAD), "audit": audit_hook, "uid": uid,
                "gid": gid, "limits": {"cpu_seconds": math.ceil(timeout) + 1, "memory_mb": memory_mb,
                                       "file_mb": file_mb, "open_files": open_files, "processes": processes}}
-    return _supervise(command, payload, timeout)
-
-
-def _command(disk_mb: int) -> list[str]:
-    """The jail's command line around the sandbox program; raises SandboxUnavailable without a working jail."""
-    _check_jail()
-    return _jail_args(disk_mb) + _python()
+    return _supervise(payload, timeout, disk_mb)
 
 
 def _python() -> list[str]:
@@ -173,8 +174,8 @@ def _python() -> list[str]:
     return [os.path.realpath(sys.executable), "-I", "-S", "-B", "-X", "utf8", "-c", CHILD.read_text(encoding="utf-8")]
 
 
-def _jail_args(disk_mb: int) -> list[str]:
-    """bwrap's options: namespaces, a read-only root of the interpreter's files, the tmpfs folder."""
+def _jail_args(disk_mb: int, seccomp_fd: int | None) -> list[str]:
+    """bwrap's options: namespaces, a read-only root of the interpreter's files, the tmpfs folder, seccomp."""
     if os.geteuid() == 0:  # no user namespace: the program starts as root and drops to nobody itself
         namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                       "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -187,6 +188,8 @@ def _jail_args(disk_mb: int) -> list[str]:
     # overrun reaches it and its death kills the whole PID namespace (a setsid() inside included);
     # the group is a new session already, without a controlling terminal.
     args = [_bwrap(), *namespaces, "--die-with-parent", "--clearenv"]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
     for name, value in _child_env().items():
         args += ["--setenv", name, value]
     for folder in folders:  # bwrap would copy the host's modes (e.g. /root 0700), locking nobody out
@@ -221,12 +224,66 @@ def _interpreter_files() -> tuple[tuple[str, str], ...]:
     return tuple((os.path.realpath(dest), dest) for dest in dict.fromkeys([exe, *libraries, *folders]))
 
 
+# x86-64 system calls that Python never makes and that only widen the kernel's surface for native
+# code that got past the audit hook: ptrace and process_vm_*, mounts, namespaces, keyrings, bpf,
+# perf, userfaultfd, io_uring, modules and kexec, chroot, swap, reboot, acct, syslog, file handles.
+DENIED_SYSCALLS_X86_64 = {
+    "ptrace": 101, "syslog": 103, "personality": 135, "pivot_root": 155, "chroot": 161, "acct": 163,
+    "mount": 165, "umount2": 166, "swapon": 167, "swapoff": 168, "reboot": 169, "init_module": 175,
+    "delete_module": 176, "kexec_load": 246, "add_key": 248, "request_key": 249, "keyctl": 250, "unshare": 272,
+    "perf_event_open": 298, "name_to_handle_at": 303, "open_by_handle_at": 304, "setns": 308,
+    "process_vm_readv": 310, "process_vm_writev": 311, "finit_module": 313, "kexec_file_load": 320, "bpf": 321,
+    "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
+    "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435,
+    "mount_setattr": 442,
+}
+CLONE_NAMESPACES = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
+
+
+@lru_cache(maxsize=1)
+def _seccomp_program() -> bytes | None:
+    """A classic-BPF seccomp filter (x86-64 only, else None): the denied calls fail with ENOSYS.
+
+    Other ABIs (i386 through int 0x80, x32) are killed or refused outright, since their numbers
+    differ; clone3 gets ENOSYS so that glibc falls back to clone, whose flags the filter can read.
+    """
+    if platform.machine() != "x86_64":
+        return None
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ/JGE/JSET|K, BPF_RET|K
+    allow, deny, kill = 0x7FFF0000, 0x00050000 | errno.ENOSYS, 0x80000000
+    numbers = sorted(DENIED_SYSCALLS_X86_64.values())
+    n = len(numbers)
+    # Jump offsets count instructions to skip; the three returns close the program: allow, deny, kill.
+    program = [(ld, 0, 0, 4), (jeq, 0, n + 7, 0xC000003E),  # arch is x86-64, else kill
+               (ld, 0, 0, 0), (jge, n + 4, 0, 0x40000000)]  # x32 numbers: deny
+    program += [(jeq, n - i + 3, 0, nr) for i, nr in enumerate(numbers)]
+    program += [(jeq, 0, 2, 56),  # clone: look at its flags
+                (ld, 0, 0, 16), (jset, 1, 0, CLONE_NAMESPACES),
+                (ret, 0, 0, allow), (ret, 0, 0, deny), (ret, 0, 0, kill)]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+
+
+@contextmanager
+def _seccomp_fd() -> Iterator[int | None]:
+    """A descriptor bwrap reads the seccomp filter from (a fresh one per jail), or None without a filter."""
+    program = _seccomp_program()
+    if program is None:
+        yield None
+        return
+    with tempfile.TemporaryFile() as f:
+        f.write(program)
+        f.seek(0)
+        yield f.fileno()
+
+
 @lru_cache(maxsize=1)
 def _check_jail() -> None:
     """Run the jail once on an empty program; SandboxUnavailable with bwrap's own message when it fails."""
-    command = _jail_args(1) + [os.path.realpath(sys.executable), "-I", "-S", "-c", "pass"]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        with _seccomp_fd() as seccomp:
+            command = _jail_args(1, seccomp) + [os.path.realpath(sys.executable), "-I", "-S", "-c", "pass"]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                                  pass_fds=() if seccomp is None else (seccomp,))
     except (OSError, subprocess.SubprocessError) as exc:
         raise SandboxUnavailable(f"the sandbox cannot start bwrap ({exc}); {INSTALL_HINT}") from exc
     if done.returncode != 0:
@@ -234,15 +291,16 @@ def _check_jail() -> None:
         raise SandboxUnavailable(f"the sandbox cannot run model code: bwrap fails here ({why}); {INSTALL_HINT}")
 
 
-def _supervise(cmd: list[str], payload: dict, timeout: float) -> SandboxResult:
-    """Run ``cmd`` to completion or timeout, kill its process group, and collect its output."""
+def _supervise(payload: dict, timeout: float, disk_mb: int) -> SandboxResult:
+    """Run the jail to completion or timeout, kill its process group, and collect its output."""
     start = time.monotonic()
     with (tempfile.TemporaryFile() as fin, tempfile.TemporaryFile() as fout, tempfile.TemporaryFile() as ferr,
-          tempfile.TemporaryFile() as fres):
+          tempfile.TemporaryFile() as fres, _seccomp_fd() as seccomp):
         fin.write(json.dumps({**payload, "result_fd": fres.fileno()}).encode("utf-8"))
         fin.seek(0)
-        proc = subprocess.Popen(cmd, stdin=fin, stdout=fout, stderr=ferr, cwd="/", env=_child_env(),
-                                start_new_session=True, close_fds=True, pass_fds=(fres.fileno(),))
+        passed = (fres.fileno(),) if seccomp is None else (fres.fileno(), seccomp)
+        proc = subprocess.Popen(_jail_args(disk_mb, seccomp) + _python(), stdin=fin, stdout=fout, stderr=ferr,
+                                cwd="/", env=_child_env(), start_new_session=True, close_fds=True, pass_fds=passed)
         try:
             exited = _wait_exit(proc.pid, timeout)
         finally:
