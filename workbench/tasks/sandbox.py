@@ -8,8 +8,8 @@ result it did not get. Layers, outermost first:
 1. A bubblewrap jail (Debian ``bubblewrap``), the boundary: fresh mount, PID, network, IPC and
    UTS namespaces. The child sees a read-only root holding only the interpreter, the shared
    libraries it loads and the standard library, a fresh ``/proc`` and minimal ``/dev``, and its
-   working folder: a tmpfs capped at ``disk_mb`` in all. No network interface but a down
-   loopback; no process outside its own namespace can be seen or signalled. As root the jail
+   working folder: a tmpfs capped at ``disk_mb`` in all. No network interface but the jail's
+   own loopback; no process outside its own namespace can be seen or signalled. As root the jail
    starts the program as root without user namespace and it drops to ``nobody``; as another
    user bwrap builds an unprivileged user namespace. On x86-64 a seccomp filter answers the
    system calls Python never makes but native code could attack the kernel through (ptrace,
