@@ -487,4 +487,5 @@ def isolation() -> dict[str, bool]:
         jail = False
     uid, _ = _unprivileged_ids()
     return {"jail": jail, "mount_namespace": jail, "pid_namespace": jail, "network_namespace": jail,
-            "drops_to_nobody": jail and uid is not None, "audit_hook": True, "process_group_kill": True}
+            "seccomp": jail and _seccomp_program() is not None, "drops_to_nobody": jail and uid is not None,
+            "audit_hook": True, "process_group_kill": True}
