@@ -31,12 +31,13 @@ class RewardScorer:
 
         from workbench.tokenizer import load_tokenizer
 
+        tokenizer = load_tokenizer(model_dir)  # refuses a tokenizer that does not fit, before the weights load
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=dtype).to(device)
         if model.config.num_labels != 1:
             raise ValueError(f"{model_dir}: not a reward model (num_labels={model.config.num_labels}, expected 1); "
                              "train one with `workbench reward train`")
-        self._setup(model, load_tokenizer(model_dir), device, batch_size)
+        self._setup(model, tokenizer, device, batch_size)
 
     @classmethod
     def from_model(cls, model, tokenizer, batch_size: int = 32) -> "RewardScorer":

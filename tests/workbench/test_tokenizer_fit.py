@@ -53,3 +53,12 @@ def test_eval_checks_the_tokenizer_before_loading_weights(tmp_path, tiny_tokeniz
     err = capsys.readouterr().err
     assert f"workbench eval: error: {path}: the tokenizer has ids up to" in err and "Traceback" not in err
     assert not (tmp_path / "run" / "eval").exists()
+
+
+def test_the_reward_scorer_checks_the_tokenizer_before_loading_weights(tmp_path, tiny_tokenizer):
+    from reward.scoring import RewardScorer
+
+    path = save_with_vocab(tiny_tokenizer, tmp_path / "m", len(tiny_tokenizer) - 40)
+    break_weights(path)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: the tokenizer has ids up to")):
+        RewardScorer(path)
