@@ -93,6 +93,12 @@ CREATE TABLE IF NOT EXISTS flags (
     user TEXT NOT NULL REFERENCES users(name),
     reason TEXT NOT NULL,
     created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS drafts (              -- an answer in progress, restored after a reload
+    item_id TEXT NOT NULL REFERENCES items(id),
+    user TEXT NOT NULL REFERENCES users(name),
+    data TEXT NOT NULL,                          -- JSON {choice, level, edits: {A: text, B: text}}
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (item_id, user));
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts REAL NOT NULL,
@@ -108,7 +114,14 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 
 
 class StoreError(ValueError):
-    """A store call was refused; the message says why and what to do. Nothing was written."""
+    """A store call was refused; the message says why and what to do. Nothing was written.
+
+    ``field`` names the input that caused it (choice, level, edit, skip, flag), or None for the item itself.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class ValidationError(StoreError):
@@ -169,6 +182,8 @@ class Store:
         self.rng = rng or random.Random()
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Only the owner may read it (password hashes, answers); SQLite gives -wal/-shm the same mode.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")
         self._create_schema(conn)
@@ -335,11 +350,12 @@ class Store:
         left, right = (item.response_b, item.response_a) if swapped else (item.response_a, item.response_b)
         return Claim(item.id, item.prompt, left, right, swapped, item.round, lease_expires, item.meta)
 
-    def claim_next(self, user: str, round: int | None = None) -> Claim | None:
+    def claim_next(self, user: str, round: int | None = None, take_new: bool = True) -> Claim | None:
         """The annotator's current item, or a newly claimed one; None when nothing is left for them.
 
         An annotator holds at most one claim: while it holds its slot it is returned again (with a
-        fresh lease), so a reload or a restarted server resumes at the same item.
+        fresh lease), so a reload or a restarted server resumes at the same item. ``take_new=False``
+        only returns a held claim (the admin view opens without taking an item).
         """
         self._require_user(user)
         now = self.clock()
@@ -357,7 +373,7 @@ class Store:
                 self._audit(conn, user, "release", row["item_id"],
                             why="lease expired and taken over" if round is None or item_round == round
                             else "claim of another round")
-            if self.quota and self._count_submitted(conn, user) >= self.quota:
+            if not take_new or (self.quota and self._count_submitted(conn, user) >= self.quota):
                 return None
             found = conn.execute(
                 "SELECT i.id FROM items i WHERE i.n_done < i.overlap AND (? IS NULL OR i.round = ?) "
@@ -389,21 +405,31 @@ class Store:
                                   "annotator; load your next item")
         return row
 
+    def shown_responses(self, user: str, item_id: str) -> tuple[str, str]:
+        """The two responses of an item given to ``user``, in the order shown to them (A, B)."""
+        row = self._conn().execute("SELECT swapped FROM assignments WHERE item_id = ? AND user = ?",
+                                   (item_id, user)).fetchone()
+        if row is None:
+            raise NotClaimedError(f"item {item_id!r} is not claimed by {user!r}; load your next item and answer that")
+        item = self.get_item(item_id)
+        return (item.response_b, item.response_a) if row["swapped"] else (item.response_a, item.response_b)
+
     # answers
     def _check_answer(self, choice: Any, level: Any, edited: Any) -> None:
         if choice not in ("A", "B"):
-            raise ValidationError(f"choice {choice!r}: expected 'A' (left) or 'B' (right)")
+            raise ValidationError(f"choice {choice!r}: expected 'A' (left) or 'B' (right)", field="choice")
         if level not in LEVELS:
             raise ValidationError(f"level {level!r}: expected one of {list(LEVELS)} "
-                                  f"({', '.join(LEVEL_LABELS.values())})")
+                                  f"({', '.join(LEVEL_LABELS.values())})", field="level")
         if edited is not None:
             if not isinstance(edited, str):
-                raise ValidationError(f"edit: expected text or nothing, got {type(edited).__name__}")
+                raise ValidationError(f"edit: expected text or nothing, got {type(edited).__name__}", field="edit")
             if not edited.strip():
                 raise ValidationError("edit is empty: leave the chosen response in the editor to keep it "
-                                      "unchanged, or write the improved response")
+                                      "unchanged, or write the improved response", field="edit")
             if len(edited) > self.max_edit_chars:
-                raise ValidationError(f"edit is {len(edited)} characters long; the limit is {self.max_edit_chars}")
+                raise ValidationError(f"edit is {len(edited)} characters long; the limit is {self.max_edit_chars}",
+                                      field="edit")
 
     def submit(self, user: str, item_id: str, choice: str, level: str, edited: str | None = None) -> int:
         """Record the annotator's judgement of their claimed item; returns the annotation id.
@@ -427,15 +453,24 @@ class Store:
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (item_id, user, choice, winner, level, edited, int(swapped), row["claimed_at"], now))
             conn.execute("UPDATE assignments SET status = 'submitted' WHERE item_id = ? AND user = ?", (item_id, user))
+            conn.execute("DELETE FROM drafts WHERE item_id = ? AND user = ?", (item_id, user))
             conn.execute("UPDATE items SET n_done = n_done + 1 WHERE id = ?", (item_id,))
             self._audit(conn, user, "submit", item_id, annotation=cur.lastrowid, choice=choice, winner=winner,
                         level=level, edited=edited is not None)
             return cur.lastrowid
 
-    def undo_last(self, user: str) -> str | None:
+    def last_submission(self, user: str) -> dict | None:
+        """The annotator's latest live annotation (id, item_id, choice, level, edited), or None."""
+        row = self._conn().execute("SELECT id, item_id, choice, level, edited FROM annotations WHERE user = ? "
+                                   "AND undone_at IS NULL ORDER BY id DESC LIMIT 1", (user,)).fetchone()
+        return dict(row) if row else None
+
+    def undo_last(self, user: str, annotation_id: int | None = None) -> str | None:
         """Withdraw the annotator's latest live submission and give its item back to them; its id, or None.
 
-        Any other item the annotator held is released, so the undone item is the one they see next.
+        Any other item the annotator held is released, so the undone item is the one they see next;
+        the withdrawn answer becomes the item's draft. ``annotation_id`` (what the annotator confirmed)
+        must still be their latest submission, else nothing is withdrawn.
         """
         self._require_user(user)
         now = self.clock()
@@ -444,6 +479,9 @@ class Store:
                                 "ORDER BY id DESC LIMIT 1", (user,)).fetchone()
             if last is None:
                 return None
+            if annotation_id is not None and last["id"] != annotation_id:
+                raise NotClaimedError(f"your last submission is now item {last['item_id']!r}, not the one you "
+                                      "confirmed (another tab?); press Undo again to see it")
             for held in conn.execute("SELECT item_id FROM assignments WHERE user = ? AND status = 'claimed'",
                                      (user,)).fetchall():
                 conn.execute("DELETE FROM assignments WHERE item_id = ? AND user = ?", (held["item_id"], user))
@@ -452,8 +490,51 @@ class Store:
             conn.execute("UPDATE items SET n_done = n_done - 1 WHERE id = ?", (last["item_id"],))
             conn.execute("UPDATE assignments SET status = 'claimed', claimed_at = ?, lease_expires = ? "
                          "WHERE item_id = ? AND user = ?", (now, now + self.lease_seconds, last["item_id"], user))
+            item = conn.execute("SELECT response_a, response_b FROM items WHERE id = ?", (last["item_id"],)).fetchone()
+            chosen = item["response_a"] if last["winner"] == "a" else item["response_b"]
+            draft = {"choice": last["choice"], "level": last["level"],
+                     "edits": {last["choice"]: last["edited"] if last["edited"] is not None else chosen}}
+            self._write_draft(conn, user, last["item_id"], draft, now)
             self._audit(conn, user, "undo", last["item_id"], annotation=last["id"])
             return last["item_id"]
+
+    # drafts
+    def _write_draft(self, conn: sqlite3.Connection, user: str, item_id: str, draft: dict, now: float) -> None:
+        conn.execute("INSERT INTO drafts VALUES (?, ?, ?, ?) ON CONFLICT (item_id, user) DO UPDATE SET "
+                     "data = excluded.data, updated_at = excluded.updated_at",
+                     (item_id, user, json.dumps(draft, ensure_ascii=False), now))
+
+    def save_draft(self, user: str, item_id: str, choice: str | None, level: str | None,
+                   edits: dict[str, str]) -> dict:
+        """Keep the answer in progress on a claimed item; ``edits`` (per shown side) merge into the saved ones.
+
+        Returns the draft as saved. Merging in one transaction lets concurrent saves (a side switch
+        and a keystroke) each keep their part.
+        """
+        self._require_user(user)
+        if choice not in (None, "A", "B"):
+            raise ValidationError(f"choice {choice!r}: expected 'A' (left) or 'B' (right)", field="choice")
+        if level is not None and level not in LEVELS:
+            raise ValidationError(f"level {level!r}: expected one of {list(LEVELS)}", field="level")
+        if not isinstance(edits, dict) or set(edits) - {"A", "B"} or not all(isinstance(t, str) for t in edits.values()):
+            raise ValidationError("edits: expected {'A' or 'B': text}", field="edit")
+        longest = max(map(len, edits.values()), default=0)
+        if longest > self.max_edit_chars:
+            raise ValidationError(f"edit is {longest} characters long; the limit is {self.max_edit_chars}", field="edit")
+        now = self.clock()
+        with self._tx() as conn:
+            self._held_claim(conn, user, item_id, now)
+            row = conn.execute("SELECT data FROM drafts WHERE item_id = ? AND user = ?", (item_id, user)).fetchone()
+            saved = json.loads(row["data"])["edits"] if row else {}
+            draft = {"choice": choice, "level": level, "edits": {**saved, **edits}}
+            self._write_draft(conn, user, item_id, draft, now)
+            return draft
+
+    def draft(self, user: str, item_id: str) -> dict:
+        """The saved answer in progress: {choice, level, edits}, empty values when there is none."""
+        row = self._conn().execute("SELECT data FROM drafts WHERE item_id = ? AND user = ?",
+                                   (item_id, user)).fetchone()
+        return json.loads(row["data"]) if row else {"choice": None, "level": None, "edits": {}}
 
     def skip(self, user: str, item_id: str, reason: str) -> None:
         """Give up the claimed item with a reason; it is not offered to this annotator again."""
@@ -463,6 +544,7 @@ class Store:
             self._held_claim(conn, user, item_id, self.clock())
             conn.execute("UPDATE assignments SET status = 'skipped', reason = ? WHERE item_id = ? AND user = ?",
                          (reason, item_id, user))
+            conn.execute("DELETE FROM drafts WHERE item_id = ? AND user = ?", (item_id, user))
             self._audit(conn, user, "skip", item_id, reason=reason)
 
     def flag(self, user: str, item_id: str, reason: str) -> int:
@@ -495,7 +577,14 @@ class Store:
             "WHERE a.user = ? AND (? IS NULL OR i.round = ?) GROUP BY a.status", (user, round, round)).fetchall())
         needed, done = conn.execute("SELECT COALESCE(SUM(overlap), 0), COALESCE(SUM(n_done), 0) FROM items "
                                     "WHERE ? IS NULL OR round = ?", (round, round)).fetchone()
-        return {"user": user, "submitted": own.get("submitted", 0), "skipped": own.get("skipped", 0),
+        unseen = conn.execute(
+            "SELECT COUNT(*) FROM items i WHERE i.n_done < i.overlap AND (? IS NULL OR i.round = ?) AND NOT EXISTS "
+            "(SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.user = ?)", (round, round, user)).fetchone()[0]
+        submitted = own.get("submitted", 0)
+        left = unseen + own.get("claimed", 0)
+        if self.quota:
+            left = min(left, max(0, self.quota - submitted))
+        return {"user": user, "submitted": submitted, "skipped": own.get("skipped", 0), "left": left,
                 "annotations_done": done, "annotations_needed": needed}
 
     def count_completed(self, round: int | None = None) -> int:
@@ -576,6 +665,55 @@ class Store:
         """Every flag raised, oldest first."""
         return [dict(r) for r in self._conn().execute("SELECT * FROM flags ORDER BY id").fetchall()]
 
+    def skips(self, round: int | None = None) -> list[dict]:
+        """Every skip with its reason (item_id, user, reason, claimed_at), oldest claim first."""
+        return [dict(r) for r in self._conn().execute(
+            "SELECT a.item_id, a.user, a.reason, a.claimed_at FROM assignments a JOIN items i ON i.id = a.item_id "
+            "WHERE a.status = 'skipped' AND (? IS NULL OR i.round = ?) ORDER BY a.claimed_at",
+            (round, round)).fetchall()]
+
+    def disagreements(self, round: int | None = None) -> list[dict]:
+        """Items whose live annotations pick different winners: the item and every answer on it."""
+        by_item: dict[str, list[sqlite3.Row]] = {}
+        for r in self._live_annotations(round):
+            by_item.setdefault(r["item_id"], []).append(r)
+        out = []
+        for item_id, rows in by_item.items():
+            if len({r["winner"] for r in rows}) > 1:
+                out.append({"item_id": item_id, "prompt": json.loads(rows[0]["prompt"]),
+                            "response_a": rows[0]["response_a"], "response_b": rows[0]["response_b"],
+                            "answers": [{"user": r["user"], "winner": r["winner"], "level": r["level"],
+                                         "edited": r["edited"]} for r in rows]})
+        return out
+
+    def annotator_stats(self, round: int | None = None) -> list[dict]:
+        """Per annotator: submitted, skipped, flagged items, median seconds per answer and agreement.
+
+        Agreement is the share of (own answer, another annotator's answer on the same item) pairs
+        that pick the same winner; None without overlapping items.
+        """
+        rows = self._live_annotations(round)
+        by_item: dict[str, list[sqlite3.Row]] = {}
+        for r in rows:
+            by_item.setdefault(r["item_id"], []).append(r)
+        skipped: dict[str, int] = {}
+        for s in self.skips(round):
+            skipped[s["user"]] = skipped.get(s["user"], 0) + 1
+        flagged = dict(self._conn().execute(
+            "SELECT f.user, COUNT(DISTINCT f.item_id) FROM flags f JOIN items i ON i.id = f.item_id "
+            "WHERE ? IS NULL OR i.round = ? GROUP BY f.user", (round, round)).fetchall())
+        out = []
+        for user in sorted({r["user"] for r in rows} | set(skipped) | set(flagged)):
+            own = [r for r in rows if r["user"] == user]
+            pairs = [(r["winner"], o["winner"]) for r in own for o in by_item[r["item_id"]] if o["user"] != user]
+            seconds = sorted(r["created_at"] - r["claimed_at"] for r in own)
+            out.append({"user": user, "submitted": len(own), "skipped": skipped.get(user, 0),
+                        "flagged": flagged.get(user, 0),
+                        "median_seconds": _ms(seconds[len(seconds) // 2]) if seconds else None,
+                        "agreement": sum(a == b for a, b in pairs) / len(pairs) if pairs else None,
+                        "overlapping": len(pairs)})
+        return out
+
 
 def _ms(seconds: float) -> float:
     """Seconds rounded to milliseconds (``round`` is shadowed by the round parameters above)."""
@@ -595,9 +733,10 @@ def _item(row: sqlite3.Row) -> Item:
 
 def _reason(reason: Any, action: str) -> str:
     if not isinstance(reason, str) or not reason.strip():
-        raise ValidationError(f"{action}: give a reason (e.g. 'prompt is unclear')")
+        raise ValidationError(f"{action}: give a reason (e.g. 'prompt is unclear')", field=action)
     if len(reason) > MAX_REASON_CHARS:
-        raise ValidationError(f"{action}: the reason is {len(reason)} characters; keep it under {MAX_REASON_CHARS}")
+        raise ValidationError(f"{action}: the reason is {len(reason)} characters; keep it under {MAX_REASON_CHARS}",
+                              field=action)
     return reason.strip()
 
 

@@ -1,12 +1,14 @@
-"""Two annotators in two Chromium contexts at once (Playwright), one by mouse and one keyboard-only."""
+"""The annotation app in Debian's Chromium (Playwright): flows, refusals, drafts, rendering, layout, admin."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from pui_helpers import PASSWORDS
+from pui_helpers import PASSWORDS, free_port, new_store, wait_for_http
 
 from preference_ui.items import validate_item
 from preference_ui.store import Store
@@ -15,19 +17,286 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 XSS = "What is 2 + 3? <script>window.__xss = 1</script><b>bold</b>"
 XSS_RESPONSE = "Answer: 5 <img src=x onerror=\"window.__xss = 2\">"
+MARKDOWN = "Use **bold** and code:\n\n```python\ndef add(a, b):\n    return a + b\n```\n"
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing: run "
                        "`bash scripts/setup.sh --browser` (apt-get install chromium chromium-driver)"),
 ]
 
 
+def _item(item_id: str, prompt, a: str, b: str):
+    return validate_item({"id": item_id, "prompt": prompt, "responses": [a, b], "models": ["new", "old"],
+                          "round": 1}, "test")
+
+
 def _items():
     rows = [("b000", XSS, XSS_RESPONSE, "Answer: 6"), ("b001", "What is 1 + 1?", "Answer: 2", "Answer: 3"),
             ("b002", "What is 4 + 4?", "Answer: 8", "Answer: 9")]
-    return [validate_item({"id": i, "prompt": p, "responses": [a, b], "models": ["new", "old"], "round": 1},
-                          "test") for i, p, a, b in rows]
+    return [_item(*row) for row in rows]
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The app launched in this process on a free port with a fresh store: yields (url, store)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from preference_ui.app import launch
+
+    store = new_store(tmp_path / "annotations.sqlite", users=("alice", "bob", "carol"), max_edit_chars=1000)
+    port = free_port()
+    demo = launch(store, port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url)
+        yield url, store
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the module's synchronous tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _page(browser, url: str, user: str, width: int = 1200):
+    page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+    page.goto(url)
+    page.locator("input[type=text]").fill(user)
+    page.locator("input[type=password]").fill(PASSWORDS[user])
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#wb-progress strong", timeout=60000)
+    return page
+
+
+def _wait_item(page, not_item: str = "") -> str:
+    """Wait until the page shows an item other than ``not_item``; its id."""
+    page.wait_for_function("prev => { const e = document.querySelector('#wb-item input'); "
+                           "return e && e.value && e.value !== prev; }", arg=not_item, timeout=60000)
+    return page.locator("#wb-item input").input_value()
+
+
+def _left_is_a(page, store: Store, item: str) -> bool:
+    return page.locator("#wb-left .wb-md").inner_text().strip() == store.get_item(item).response_a.strip()
+
+
+def _saved(store: Store, user: str, item: str, side: str, text: str, timeout: float = 30.0) -> None:
+    """Wait until the app saved ``text`` as the draft edit of ``side`` (it saves on every keystroke)."""
+    deadline = time.monotonic() + timeout
+    while store.draft(user, item)["edits"].get(side) != text:
+        assert time.monotonic() < deadline, f"draft of {item} never held {text!r}: {store.draft(user, item)}"
+        time.sleep(0.05)
+
+
+def test_a_refused_submit_shows_its_reason_beside_the_cause_and_the_page_stays_usable(app, browser):
+    url, store = app
+    store.import_items([_item(f"r{k}", f"What is {k} + 1?", f"Answer: {k + 1}", f"Answer: {k + 2}")
+                        for k in range(3)], overlap=1)
+    page = _page(browser, url, "carol")
+    item = _wait_item(page)
+    assert page.locator("#wb-submit").is_disabled()
+    assert "choose a side" in page.locator("#wb-submit-hint").inner_text()
+    page.keyboard.press("a")
+    page.keyboard.press("1")
+    page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
+    page.locator("#wb-editor textarea").fill("x" * 1001)  # over the store's max_edit_chars
+    error = page.locator("#wb-edit-error .wb-error")
+    error.wait_for()  # refused as the draft is saved, before any submit
+    page.locator("#wb-submit").click()
+    page.wait_for_timeout(500)
+    assert error.count() == 1 and "1001 characters long; the limit is 1000" in error.inner_text()
+    # nothing blanked or lost: the prompt, both responses, the answer and the edit are all still there
+    assert page.locator("#wb-prompt").inner_text().strip() == f"What is {item[1]} + 1?"
+    assert page.locator("#wb-left .wb-md").inner_text().strip() and page.locator("#wb-right .wb-md").inner_text()
+    assert page.locator('#wb-choice input[value="A"]').is_checked()
+    assert page.locator("#wb-editor textarea").input_value() == "x" * 1001
+    assert page.locator(".wb-ok").count() == 0 and store.export() == []
+
+    # the page is still usable: fix the edit and submit
+    page.locator("#wb-editor textarea").fill("Answer: fixed")
+    _saved(store, "carol", item, "A", "Answer: fixed")
+    error.wait_for(state="detached")
+    page.locator("#wb-submit").click()
+    second = _wait_item(page, item)
+    assert "Saved your answer on item " + item in page.locator("#wb-status").inner_text()
+    assert page.locator(".wb-error").count() == 0
+    assert store.export()[0].edited == "Answer: fixed"
+
+    # a stale tab: the item was skipped elsewhere; the refusal says so, and "Get my next item" goes on
+    store.skip("carol", second, "done in another tab")
+    page.keyboard.press("b")
+    page.keyboard.press("2")
+    page.wait_for_function("() => !document.querySelector('#wb-submit').disabled || "
+                           "document.querySelector('#wb-status .wb-error')")
+    if page.locator("#wb-status .wb-error").count() == 0:
+        page.locator("#wb-submit").click()
+    status = page.locator("#wb-status .wb-error")
+    status.wait_for()
+    assert "already skipped" in status.inner_text()
+    assert page.locator("#wb-item input").input_value() == second and page.locator("#wb-prompt").inner_text()
+    page.locator("#wb-next").click()
+    third = _wait_item(page, second)
+    assert third not in (item, second) and page.locator(".wb-error").count() == 0
+
+
+def test_skip_without_a_reason_is_refused_beside_the_skip_box(app, browser):
+    url, store = app
+    store.import_items(_items()[1:], overlap=1)
+    page = _page(browser, url, "bob")
+    item = _wait_item(page)
+    page.locator("#wb-skip").click()
+    error = page.locator("#wb-skip-error .wb-error")
+    error.wait_for()
+    assert "give a reason" in error.inner_text()
+    assert page.locator("#wb-item input").input_value() == item and page.locator("#wb-left .wb-md").inner_text()
+    page.keyboard.press("s")
+    page.keyboard.type("prompt is unclear")
+    page.keyboard.press("Enter")
+    _wait_item(page, item)
+    assert store.skips()[0]["reason"] == "prompt is unclear"
+
+
+def test_a_draft_survives_a_side_switch_and_a_reload(app, browser):
+    url, store = app
+    store.import_items(_items()[1:], overlap=1)
+    page = _page(browser, url, "bob")
+    item = _wait_item(page)
+    page.keyboard.press("a")
+    page.keyboard.press("3")
+    page.wait_for_function("() => document.querySelector('#wb-editor textarea').value !== ''")
+    page.locator("#wb-editor textarea").fill("my edit of A")
+    _saved(store, "bob", item, "A", "my edit of A")
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    right = store.shown_responses("bob", item)[1]
+    page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t", arg=right)
+    page.keyboard.press("a")
+    page.wait_for_function("() => document.querySelector('#wb-editor textarea').value === 'my edit of A'")
+
+    page.reload()
+    assert _wait_item(page) == item
+    page.wait_for_function("() => document.querySelector('#wb-editor textarea').value === 'my edit of A'")
+    assert page.locator('#wb-choice input[value="A"]').is_checked()
+    assert page.locator('#wb-level input[value="slightly_better"]').is_checked()
+    assert page.locator("#wb-submit").is_enabled()
+
+
+def test_after_a_submit_the_next_item_is_at_the_top_and_keys_work_at_once(app, browser):
+    url, store = app
+    store.import_items(_items()[1:], overlap=1)
+    page = _page(browser, url, "bob", width=1000)
+    item = _wait_item(page)
+    page.keyboard.press("b")
+    page.keyboard.press("2")
+    page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t",
+                           arg=store.shown_responses("bob", item)[1])
+    page.keyboard.press("e")  # into the editor, then submit from inside it
+    page.keyboard.type(" (checked)")
+    _saved(store, "bob", item, "B", store.shown_responses("bob", item)[1] + " (checked)")
+    page.keyboard.press("Control+Enter")
+    nxt = _wait_item(page, item)
+    assert "Saved your answer on item " + item in page.locator("#wb-status .wb-ok").inner_text()
+    page.wait_for_function("() => window.scrollY === 0 && document.activeElement === document.body")
+    assert "1 left for you" in page.locator("#wb-progress").inner_text()
+    page.keyboard.press("a")  # a shortcut, not text typed into a box
+    page.wait_for_function("() => document.querySelector('#wb-choice input[value=\"A\"]').checked")
+    page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t",
+                           arg=store.shown_responses("bob", nxt)[0])
+    assert store.export()[0].edited.endswith(" (checked)")
+
+
+def test_undo_asks_first_and_brings_back_the_answer_it_withdrew(app, browser):
+    url, store = app
+    store.import_items(_items()[1:], overlap=1)
+    page = _page(browser, url, "bob")
+    item = _wait_item(page)
+    page.keyboard.press("b")
+    page.keyboard.press("4")
+    page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t",
+                           arg=store.shown_responses("bob", item)[1])
+    page.locator("#wb-editor textarea").fill("Answer: edited")
+    _saved(store, "bob", item, "B", "Answer: edited")
+    page.locator("#wb-submit").click()
+    nxt = _wait_item(page, item)
+    page.keyboard.press("u")
+    confirm = page.locator("#wb-undo-confirm")
+    confirm.wait_for()
+    assert item in confirm.inner_text() and "B, marginally better, edited" in confirm.inner_text()
+    page.locator("#wb-undo-no").click()
+    confirm.wait_for(state="hidden")
+    assert len(store.export()) == 1  # "keep it" withdrew nothing
+
+    page.keyboard.press("u")
+    confirm.wait_for()
+    page.wait_for_function("() => document.activeElement.id === 'wb-undo-yes'")
+    page.keyboard.press("Enter")  # the confirmation has the focus
+    assert _wait_item(page, nxt) == item
+    page.wait_for_function("() => document.querySelector('#wb-editor textarea').value === 'Answer: edited'")
+    assert page.locator('#wb-choice input[value="B"]').is_checked()
+    assert page.locator('#wb-level input[value="marginally_better"]').is_checked()
+    assert "Withdrew your answer on item " + item in page.locator("#wb-status").inner_text()
+    assert store.export() == []
+
+
+def test_markdown_and_code_render_while_html_in_the_text_stays_text(app, browser):
+    url, store = app
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": XSS}]
+    store.import_items([_item("m0", conversation, MARKDOWN, XSS_RESPONSE)], overlap=1)
+    page = _page(browser, url, "bob")
+    _wait_item(page)
+    sides = page.locator("#wb-left").inner_html() + page.locator("#wb-right").inner_html()
+    assert "<strong>bold</strong>" in sides and '<span class="k">def</span>' in sides
+    font = page.locator("#wb-responses pre.wb-code").evaluate("e => getComputedStyle(e).fontFamily")
+    assert "monospace" in font
+    prompt = page.locator("#wb-prompt")
+    assert [r.lower() for r in prompt.locator(".wb-role").all_inner_texts()] == ["system", "user"]
+    assert "<script>window.__xss = 1</script><b>bold</b>" in prompt.inner_text()
+    assert XSS_RESPONSE in page.locator("#wb-responses").inner_text()
+    assert page.locator("#wb-prompt script, #wb-prompt b, #wb-responses img").count() == 0
+    assert page.evaluate("window.__xss") is None
+
+
+def test_a_400px_viewport_gets_one_column_with_undo_away_from_submit(app, browser):
+    url, store = app
+    store.import_items(_items()[1:], overlap=1)
+    page = _page(browser, url, "bob", width=400)
+    _wait_item(page)
+    left, right = page.locator("#wb-left").bounding_box(), page.locator("#wb-right").bounding_box()
+    assert right["y"] >= left["y"] + left["height"] and left["width"] > 300 and right["width"] > 300
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
+    submit, undo = page.locator("#wb-submit").bounding_box(), page.locator("#wb-undo").bounding_box()
+    assert undo["y"] > submit["y"] + submit["height"] + 100 and undo["width"] < submit["width"]
+
+
+def test_admin_opens_without_taking_an_item_and_sees_flags_and_disagreements(app, browser):
+    url, store = app
+    store.import_items(_items()[1:], overlap=2)
+    for user, choice in (("bob", "A"), ("carol", "B")):
+        claim = store.claim_next(user)
+        if user == "bob":
+            store.flag(user, claim.item_id, "the prompt has a <typo>")
+        winner_a = choice == "A"
+        shown = "A" if winner_a != claim.swapped else "B"
+        store.submit(user, claim.item_id, shown, "better")
+    page = _page(browser, url, "alice")
+    page.locator("#wb-next").wait_for()
+    assert page.locator("#wb-item input").input_value() == ""
+    assert not [a for a in store.audit_log("alice") if a["action"] == "claim"]
+    page.get_by_role("tab", name="Admin").click()
+    flags = page.locator("#wb-admin-flags")
+    flags.get_by_text("the prompt has a <typo>").wait_for()
+    disagreement = page.locator("#wb-admin-disagreements .wb-disagreement")
+    assert disagreement.count() == 1 and "b001" in disagreement.inner_text()
+    assert "bob" in disagreement.inner_text() and "carol" in disagreement.inner_text()
+    annotators = page.locator("#wb-admin-annotators").inner_text()
+    assert "bob" in annotators and "0%" in annotators  # bob and carol disagree on their one shared item
 
 
 async def _login(page, url: str, user: str) -> None:
@@ -40,7 +309,7 @@ async def _login(page, url: str, user: str) -> None:
 async def _next_item(page, previous: str) -> str:
     await page.wait_for_function(
         "prev => { const e = document.querySelector('#wb-item input'); return e && e.value !== prev && "
-        "(e.value || document.querySelector('#wb-prompt textarea').value.startsWith('Nothing left')); }",
+        "(e.value || document.querySelector('#wb-prompt').innerText.startsWith('Nothing left')); }",
         arg=previous, timeout=60000)
     return await page.locator("#wb-item input").input_value()
 
@@ -53,38 +322,31 @@ async def _annotate(page, url: str, user: str, store: Store, keyboard: bool, edi
         item = await _next_item(page, item)
         if not item:
             return done
-        left = await page.locator("#wb-left textarea").input_value()
-        choice = "A" if left == store.get_item(item).response_a else "B"
-        if item == "b000":  # shown as text, never run
-            assert await page.locator("#wb-prompt textarea").input_value() == XSS
-            assert XSS_RESPONSE in (left, await page.locator("#wb-right textarea").input_value())
-            assert await page.evaluate("window.__xss") is None
+        choice = "A" if store.shown_responses(user, item)[0] == store.get_item(item).response_a else "B"
         if keyboard:
             await page.keyboard.press("Escape")
             await page.keyboard.press(choice.lower())
             await page.keyboard.press("3")
-            await page.wait_for_function(  # the editor was filled with the chosen response
-                "() => document.querySelector('#wb-editor textarea').value !== ''")
+            await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
             await page.keyboard.press("Control+Enter")
         else:
             await page.locator(f'#wb-choice input[value="{choice}"]').click()
             await page.locator('#wb-level input[value="better"]').click()
-            chosen = await page.locator("#wb-editor textarea").input_value()
-            assert chosen == store.get_item(item).response_a
+            await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
+            assert await page.locator("#wb-editor textarea").input_value() == store.get_item(item).response_a
             if edit_first and not done:
                 await page.locator("#wb-editor textarea").fill(edit_first)
+                await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
             await page.locator("#wb-submit").click()
         done.append((item, choice))
 
 
-@pytest.mark.slow
 def test_two_annotators_concurrently_with_overlap_2_mouse_and_keyboard(tmp_path):
     from playwright.async_api import async_playwright
-    from pui_helpers import free_port, new_store, wait_for_http
 
     from preference_ui.app import launch
 
-    store = new_store(tmp_path / "annotations.sqlite")
+    store = new_store(tmp_path / "annotations.sqlite", users=("alice", "bob", "carol"))
     store.import_items(_items(), overlap=2)
     port = free_port()
     demo = launch(store, port=port, prevent_thread_lock=True, quiet=True)
@@ -97,26 +359,28 @@ def test_two_annotators_concurrently_with_overlap_2_mouse_and_keyboard(tmp_path)
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             pages = [await (await browser.new_context()).new_page() for _ in range(2)]
             results = await asyncio.gather(
-                _annotate(pages[0], url, "alice", store, keyboard=False, edit_first=edit),
-                _annotate(pages[1], url, "bob", store, keyboard=True, edit_first=None))
+                _annotate(pages[0], url, "bob", store, keyboard=False, edit_first=edit),
+                _annotate(pages[1], url, "carol", store, keyboard=True, edit_first=None))
             await browser.close()
             return results
 
     try:
-        alice_done, bob_done = asyncio.run(run())
+        # a thread of its own: the module's synchronous Playwright keeps an event loop running here
+        with ThreadPoolExecutor(1) as pool:
+            bob_done, carol_done = pool.submit(asyncio.run, run()).result()
     finally:
         demo.close()
 
-    assert sorted(i for i, _ in alice_done) == sorted(i for i, _ in bob_done) == ["b000", "b001", "b002"]
+    assert sorted(i for i, _ in bob_done) == sorted(i for i, _ in carol_done) == ["b000", "b001", "b002"]
     records = {(r.annotator, r.meta["item_id"]): r for r in store.export()}
     assert len(records) == 6 and store.count_completed() == 3
-    for user, done, level in (("alice", alice_done, "better"), ("bob", bob_done, "slightly_better")):
+    for user, done, level in (("bob", bob_done, "better"), ("carol", carol_done, "slightly_better")):
         for item, _ in done:
             record = records[(user, item)]
             assert record.meta["winner"] == "a" and record.level == level
             assert record.chosen == store.get_item(item).response_a
-    first_edited = records[("alice", alice_done[0][0])]
+    first_edited = records[("bob", bob_done[0][0])]
     assert first_edited.ranked() == [edit, first_edited.chosen, first_edited.rejected]
     assert sum(r.edited is not None for r in records.values()) == 1
     shown = {(a["user"], a["item_id"]): a["detail"]["choice"] for a in store.audit_log() if a["action"] == "submit"}
-    assert shown == {**{("alice", i): c for i, c in alice_done}, **{("bob", i): c for i, c in bob_done}}
+    assert shown == {**{("bob", i): c for i, c in bob_done}, **{("carol", i): c for i, c in carol_done}}
