@@ -276,3 +276,112 @@ def test_add_user_validates_names_and_passwords(store):
         store.add_user("alice", "another-password")
     store.add_user("alice", "another-password", update=True)
     assert store.verify_user("alice", "another-password")
+
+
+def test_the_store_file_is_readable_by_its_owner_only(store):
+    import os
+    import stat
+
+    claim_and_write = store.claim_next  # any write creates the -wal file
+    claim_and_write("alice")
+    for path in store.path.parent.glob(store.path.name + "*"):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_errors_name_the_input_that_caused_them(store):
+    store.import_items(make_items(1))
+    item = store.claim_next("bob").item_id
+    for kwargs, field in (({"choice": "C", "level": "better"}, "choice"), ({"choice": "A", "level": "best"}, "level"),
+                          ({"choice": "A", "level": "better", "edited": " "}, "edit")):
+        with pytest.raises(ValidationError) as exc:
+            store.submit("bob", item, **kwargs)
+        assert exc.value.field == field
+    with pytest.raises(ValidationError) as exc:
+        store.skip("bob", item, "")
+    assert exc.value.field == "skip"
+    with pytest.raises(NotClaimedError) as exc:
+        store.submit("alice", item, "A", "better")
+    assert exc.value.field is None
+
+
+def test_a_draft_keeps_each_sides_edit_and_goes_with_the_submission(store):
+    store.import_items(make_items(2), overlap=1)
+    item = store.claim_next("bob").item_id
+    assert store.draft("bob", item) == {"choice": None, "level": None, "edits": {}}
+    store.save_draft("bob", item, "A", None, {"A": "edit of A"})
+    store.save_draft("bob", item, "B", "better", {"B": "edit of B"})  # a side switch keeps A's edit
+    assert store.draft("bob", item) == {"choice": "B", "level": "better", "edits": {"A": "edit of A", "B": "edit of B"}}
+    with pytest.raises(ValidationError, match="limit is 20000") as exc:
+        store.save_draft("bob", item, "A", None, {"A": "x" * 20001})
+    assert exc.value.field == "edit" and store.draft("bob", item)["edits"]["A"] == "edit of A"
+    with pytest.raises(NotClaimedError):
+        store.save_draft("alice", item, "A", None, {})
+    store.submit("bob", item, "B", "better", "edit of B")
+    assert store.draft("bob", item)["edits"] == {}
+    with pytest.raises(NotClaimedError, match="already submitted"):
+        store.save_draft("bob", item, "A", None, {})
+
+
+def test_undo_after_confirmation_restores_the_withdrawn_answer_as_the_draft(store):
+    store.import_items(make_items(3), overlap=1)
+    first = store.claim_next("bob").item_id
+    store.submit("bob", first, "B", "slightly_better", "my better answer")
+    assert store.last_submission("bob")["item_id"] == first
+    second = store.claim_next("bob").item_id
+    store.submit("bob", second, "A", "better")
+    confirmed = store.last_submission("bob")
+    with pytest.raises(NotClaimedError, match="not the one you confirmed"):
+        store.undo_last("bob", annotation_id=confirmed["id"] - 1)
+    assert len(store.export()) == 2  # a stale confirmation withdrew nothing
+    assert store.undo_last("bob", annotation_id=confirmed["id"]) == second
+    shown_a = store.shown_responses("bob", second)[0]
+    assert store.draft("bob", second) == {"choice": "A", "level": "better", "edits": {"A": shown_a}}
+    assert store.undo_last("bob") == first
+    assert store.draft("bob", first) == {"choice": "B", "level": "slightly_better",
+                                         "edits": {"B": "my better answer"}}
+    assert store.claim_next("bob").item_id == first
+
+
+def test_progress_counts_what_is_left_for_the_annotator(tmp_path):
+    store = new_store(tmp_path / "s.sqlite", quota=3)
+    store.import_items(make_items(5), overlap=1)
+    assert store.progress("bob")["left"] == 3  # the quota caps it
+    item = store.claim_next("bob").item_id
+    assert store.progress("bob")["left"] == 3  # the held item is still left
+    store.submit("bob", item, "A", "better")
+    p = store.progress("bob")
+    assert (p["submitted"], p["left"]) == (1, 2)
+    assert store.progress("alice")["left"] == 3  # four open items, capped by the quota
+
+
+def test_claim_without_taking_a_new_item_returns_only_a_held_one(store):
+    store.import_items(make_items(2), overlap=1)
+    assert store.claim_next("alice", take_new=False) is None
+    assert not [a for a in store.audit_log("alice") if a["action"] == "claim"]
+    held = store.claim_next("alice").item_id
+    assert store.claim_next("alice", take_new=False).item_id == held
+
+
+def test_review_lists_skips_flags_disagreements_and_per_annotator_agreement(tmp_path):
+    store = new_store(tmp_path / "s.sqlite", users=("alice", "bob", "carol"))
+    store.import_items(make_items(3), overlap=2)
+
+    def answer(user: str, winner: str) -> str:
+        claim = store.claim_next(user)
+        store.submit(user, claim.item_id, "A" if (winner == "a") != claim.swapped else "B", "better")
+        return claim.item_id
+
+    assert answer("bob", "a") == answer("carol", "b")  # it000: they disagree
+    assert answer("bob", "a") == answer("carol", "a")  # it001: they agree
+    skipped = store.claim_next("bob").item_id
+    store.flag("bob", skipped, "garbled")
+    store.flag("bob", skipped, "garbled, really")
+    store.skip("bob", skipped, "cannot tell")
+    assert [(s["item_id"], s["user"], s["reason"]) for s in store.skips()] == [(skipped, "bob", "cannot tell")]
+    (disagreement,) = store.disagreements()
+    assert disagreement["item_id"] == "it000"
+    assert sorted((a["user"], a["winner"]) for a in disagreement["answers"]) == [("bob", "a"), ("carol", "b")]
+    stats = {a["user"]: a for a in store.annotator_stats()}
+    assert stats["bob"]["submitted"] == 2 and stats["bob"]["skipped"] == 1 and stats["bob"]["flagged"] == 1
+    assert stats["bob"]["agreement"] == stats["carol"]["agreement"] == 0.5
+    assert stats["bob"]["overlapping"] == 2 and stats["bob"]["median_seconds"] >= 0.0
