@@ -1,8 +1,8 @@
 """Inter-annotator agreement: Krippendorff's alpha on the signed ordinal preference scale.
 
 A judgement becomes one number: +4..+1 (significantly better .. marginally better) when response a
-(the first as imported, not as shown) wins, -4..-1 when b wins. Alpha is computed over the items that
-at least two annotators judged, with the ordinal distance over the eight-value domain.
+(the first as imported, not as shown) wins, -4..-1 when b wins, 0 for a tie. Alpha is computed over the items that
+at least two annotators judged, with the ordinal distance over the nine-value domain.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Iterable
 
 from workbench.preferences import LEVEL_STRENGTH
 
-SIGNED_DOMAIN = (-4, -3, -2, -1, 1, 2, 3, 4)
+SIGNED_DOMAIN = (-4, -3, -2, -1, 0, 1, 2, 3, 4)  # 0: a tie
 
 
 def signed_score(winner: str, level: str) -> int:

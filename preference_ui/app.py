@@ -16,7 +16,7 @@ import html
 import gradio as gr
 
 from preference_ui import render
-from preference_ui.store import Claim, Store, StoreError
+from preference_ui.store import OUTCOME_LABELS, OUTCOMES, Claim, Store, StoreError
 from workbench.preferences import LEVEL_LABELS, LEVELS
 
 LEVEL_HELP = {
@@ -38,7 +38,11 @@ preferable. *Slightly better*: a small but real difference. *Marginally better*:
 your edit becomes the best response (edited > chosen > rejected). Leave it unchanged otherwise.
 Your edit of each side is kept while you switch sides, and your answer in progress survives a reload.
 
-**Skip** an item you cannot judge (say why). **Flag** a broken item (bad prompt, garbled text,
+**Tie / both bad / cannot judge.** When neither response is better, say so: *tie* (equally good),
+*both bad* (neither is acceptable) or *cannot judge* (you cannot tell which is right). These need no
+strength and are kept apart from the preferences the models train on.
+
+**Skip** an item you do not want to answer (say why). **Flag** a broken item (bad prompt, garbled text,
 something unsafe); flagging does not skip. **Undo** withdraws your last submission (after you
 confirm) and brings the item back with your answer filled in. You never see other annotators' answers.
 """
@@ -47,6 +51,7 @@ SHORTCUTS = """
 | key | action |
 | --- | --- |
 | `A` / `B` | choose the left / right response (fills the editor with it) |
+| `T` / `X` / `C` | tie (equally good) / both bad / cannot judge (no strength needed) |
 | `1` `2` `3` `4` | significantly better / better / slightly better / marginally better |
 | `E` | edit the chosen response (focus the editor) |
 | `Ctrl+Enter` | submit (works inside the editor too) |
@@ -57,7 +62,7 @@ SHORTCUTS = """
 | `Esc` | leave a text box, so the keys above work again |
 """
 
-SHORTCUT_HINT = ("Keys: `A`/`B` choose · `1`-`4` strength · `E` edit · `Ctrl+Enter` submit · `S` skip · "
+SHORTCUT_HINT = ("Keys: `A`/`B` choose · `T` tie · `X` both bad · `C` cannot judge · `1`-`4` strength · `E` edit · `Ctrl+Enter` submit · `S` skip · "
                  "`F` flag · `U` undo · `G` guidelines · `Esc` leave a text box")
 
 # Keys act only when no text box has the focus (except Ctrl+Enter, Esc and Enter in the reason boxes).
@@ -70,6 +75,8 @@ HEAD = """
   const field = (id) => q(`#${id} textarea`) || q(`#${id} input`);
   const keys = {
     a: () => q('#wb-choice input[value="A"]'), b: () => q('#wb-choice input[value="B"]'),
+    t: () => q('#wb-choice input[value="tie"]'), x: () => q('#wb-choice input[value="both_bad"]'),
+    c: () => q('#wb-choice input[value="cannot_judge"]'),
     1: () => q('#wb-level input[value="significantly_better"]'), 2: () => q('#wb-level input[value="better"]'),
     3: () => q('#wb-level input[value="slightly_better"]'), 4: () => q('#wb-level input[value="marginally_better"]'),
     u: () => q("#wb-undo"), g: () => q("#wb-guidelines button") || q("#wb-guidelines .label-wrap"),
@@ -195,8 +202,9 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                     diff = gr.HTML(padding=False)
                 with gr.Row(elem_id="wb-judge"):
                     with gr.Column(min_width=240):
-                        choice = gr.Radio([("A (left)", "A"), ("B (right)", "B")], label="Better response [A/B]",
-                                          elem_id="wb-choice")
+                        choice = gr.Radio([("A (left)", "A"), ("B (right)", "B"), ("tie: equally good [T]", "tie"),
+                                           ("both bad [X]", "both_bad"), ("cannot judge [C]", "cannot_judge")],
+                                          label="Better response [A/B]", elem_id="wb-choice")
                         choice_err = gr.HTML(elem_id="wb-choice-error", padding=False)
                     with gr.Column(min_width=320, scale=2):
                         level = gr.Radio([(f"{LEVEL_LABELS[key]} [{i}]: {LEVEL_HELP[key]}", key)
@@ -258,6 +266,8 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
 
         def complete(side: str | None, strength: str | None, text: str | None) -> dict:
             """Submit is enabled only for a complete answer; the hint says what is missing."""
+            if side in OUTCOMES:
+                return {submit_btn: gr.Button(interactive=True), submit_hint: ""}
             missing = [what for what, ok in (("choose a side [A/B]", side in ("A", "B")),
                                              ("choose how much better [1-4]", strength in LEVELS),
                                              ("keep a response in the editor", not side or bool(text.strip())))
@@ -278,11 +288,11 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                 return out
             draft = store.draft(user, claim.item_id)
             side = draft["choice"]
-            text = (draft["edits"].get(side) or (claim.left if side == "A" else claim.right)) if side else ""
+            text = (draft["edits"].get(side) or (claim.left if side == "A" else claim.right)) if side in ("A", "B") else ""
             out.update({item_id: claim.item_id, prompt: render.conversation(claim.prompt),
                         left: _side("Response A", claim.left), right: _side("Response B", claim.right),
                         diff: render.diff(claim.left, claim.right), choice: side, level: draft["level"],
-                        editor_side: side or "",
+                        editor_side: side if side in ("A", "B") else "",
                         editor: text, next_btn: gr.Button(visible=False), **complete(side, draft["level"], text)})
             return out
 
@@ -310,6 +320,8 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                 draft = store.save_draft(user, item, side, strength, {before: text or ""} if before else {})
             except StoreError as exc:
                 return refused(exc)
+            if side in OUTCOMES:  # no response is chosen: the editor empties, its text stays in the draft
+                return {editor: "", editor_side: "", choice_err: "", edit_err: "", **complete(side, strength, "")}
             text = draft["edits"].get(side) or shown[side]
             return {editor: text, editor_side: side, choice_err: "", edit_err: "", **complete(side, strength, text)}
 
@@ -328,12 +340,13 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
 
         def on_submit(item: str, side: str | None, strength: str | None, text: str | None, request: gr.Request):
             user = _user(request)
+            outcome = side in OUTCOMES
             try:
-                store.submit(user, item, side, strength, text)
+                store.submit(user, item, side, None if outcome else strength, None if outcome else text)
             except StoreError as exc:
                 return refused(exc)
-            return view(user, f"Saved your answer on item {item} ({side}, {LEVEL_LABELS[strength]}). "
-                              "Your next item is below.")
+            answer = OUTCOME_LABELS[side] if outcome else f"{side}, {LEVEL_LABELS[strength]}"
+            return view(user, f"Saved your answer on item {item} ({answer}). Your next item is below.")
 
         def on_skip(item: str, reason: str | None, request: gr.Request):
             user = _user(request)
@@ -358,8 +371,10 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                 return {status: _msg("Nothing to undo: you have no submission to withdraw.", "info"),
                         undo_box: gr.Column(visible=False), undo_target: None}
             edited = ", edited" if last["edited"] is not None else ""
+            answer = (OUTCOME_LABELS[last["choice"]] if last["choice"] in OUTCOMES
+                      else f"{last['choice']}, {LEVEL_LABELS[last['level']]}{edited}")
             text = (f"Withdraw your answer on item <b>{html.escape(last['item_id'])}</b> "
-                    f"({last['choice']}, {LEVEL_LABELS[last['level']]}{edited})? It comes back here filled in, "
+                    f"({answer})? It comes back here filled in, "
                     "for you to change and submit again; the item you are on goes back to the pool.")
             return {undo_text: text, undo_box: gr.Column(visible=True), undo_target: last["id"]}
 
@@ -386,7 +401,9 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
             summary = (f"<p><b>{stats['annotations']}</b> annotations of {stats['annotations_needed']} needed · "
                        f"<b>{stats['items_complete']}</b> / {stats['items']} items complete · "
                        f"{stats['edited']} edited · {stats['skipped']} skipped · {stats['flags']} flags · "
-                       f"{stats['undone']} withdrawn</p><p>Krippendorff's alpha (signed ordinal, "
+                       f"{stats['undone']} withdrawn · "
+                       + " · ".join(f"{n} {OUTCOME_LABELS[o]}" for o, n in stats["outcomes"].items())
+                       + "</p><p>Krippendorff's alpha (signed ordinal, "
                        f"{stats['agreement']['items']} overlapping items): "
                        f"<b>{'n/a' if alpha is None else f'{alpha:.3f}'}</b></p>")
             annotators = _table(
@@ -402,7 +419,8 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
             blocks = []
             for d in store.disagreements():
                 answers = _table(["annotator", "prefers", "strength", "edit"],
-                                 [[a["user"], a["winner"], LEVEL_LABELS[a["level"]], a["edited"] or ""]
+                                 [[a["user"], OUTCOME_LABELS.get(a["winner"], a["winner"]),
+                                   LEVEL_LABELS.get(a["level"], ""), a["edited"] or ""]
                                   for a in d["answers"]])
                 blocks.append(f'<div class="wb-disagreement"><h4>{html.escape(d["item_id"])}</h4>'
                               f'{render.conversation(d["prompt"])}'

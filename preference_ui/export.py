@@ -4,19 +4,24 @@
 
     preferences.jsonl   one workbench.preferences.Preference per line
     dataset/            the same records, datasets.Dataset.save_to_disk
-    stats.json          counts per level, edits, skips, flags, per annotator, agreement (alpha)
+    outcomes.jsonl      ties, both bad and cannot judge (not preferences: reward model and DPO never
+                        read this file)
+    stats.json          counts per level and outcome, edits, skips and flags with their reasons,
+                        per annotator, agreement (alpha)
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from preference_ui.store import Store
 from workbench.preferences import to_dataset, write_jsonl
-from workbench.rundir import atomic_dir, atomic_write_json
+from workbench.rundir import atomic_dir, atomic_write_json, atomic_write_text
 
 JSONL_NAME = "preferences.jsonl"
 DATASET_NAME = "dataset"
+OUTCOMES_NAME = "outcomes.jsonl"
 STATS_NAME = "stats.json"
 
 
@@ -26,6 +31,8 @@ def write_export(store: Store, out_dir: str | Path, round: int | None = None) ->
     records = store.export(round=round)
     stats = store.stats(round=round)
     write_jsonl(records, out_dir / JSONL_NAME)
+    atomic_write_text(out_dir / OUTCOMES_NAME, "".join(json.dumps(o, ensure_ascii=False) + "\n"
+                                                        for o in store.export_outcomes(round=round)))
     with atomic_dir(out_dir / DATASET_NAME) as tmp:
         to_dataset(records).save_to_disk(str(tmp))
     atomic_write_json(out_dir / STATS_NAME, stats)

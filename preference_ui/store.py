@@ -37,12 +37,27 @@ from preference_ui.agreement import krippendorff_alpha, signed_score
 from preference_ui.items import Item
 from workbench.preferences import LEVEL_LABELS, LEVELS, Preference
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: an annotation may be an outcome (tie, both bad, cannot judge) with no winner
+OUTCOMES = ("tie", "both_bad", "cannot_judge")
+OUTCOME_LABELS = {"tie": "tie (equally good)", "both_bad": "both bad", "cannot_judge": "cannot judge"}
 BUSY_TIMEOUT_S = 30.0
 MAX_REASON_CHARS = 1000
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD_CHARS = 8
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+ANNOTATIONS_COLUMNS = """
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL REFERENCES items(id),
+    user TEXT NOT NULL REFERENCES users(name),
+    choice TEXT NOT NULL CHECK (choice IN ('A', 'B', 'tie', 'both_bad', 'cannot_judge')),  -- as shown, or an outcome
+    winner TEXT CHECK (winner IN ('a', 'b')),   -- as imported; NULL for an outcome
+    level TEXT,                                  -- NULL for an outcome
+    edited TEXT,
+    swapped INTEGER NOT NULL,
+    claimed_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    undone_at REAL"""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,18 +89,7 @@ CREATE TABLE IF NOT EXISTS assignments (         -- one row per (item, annotator
     reason TEXT,                                 -- skip reason
     PRIMARY KEY (item_id, user));
 CREATE INDEX IF NOT EXISTS assignments_user ON assignments(user, status);
-CREATE TABLE IF NOT EXISTS annotations (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    item_id TEXT NOT NULL REFERENCES items(id),
-    user TEXT NOT NULL REFERENCES users(name),
-    choice TEXT NOT NULL CHECK (choice IN ('A', 'B')),   -- as shown
-    winner TEXT NOT NULL CHECK (winner IN ('a', 'b')),   -- as imported
-    level TEXT NOT NULL,
-    edited TEXT,
-    swapped INTEGER NOT NULL,
-    claimed_at REAL NOT NULL,
-    created_at REAL NOT NULL,
-    undone_at REAL);
+CREATE TABLE IF NOT EXISTS annotations (ANNOTATIONS_COLUMNS);
 CREATE UNIQUE INDEX IF NOT EXISTS annotations_once ON annotations(item_id, user) WHERE undone_at IS NULL;
 CREATE TABLE IF NOT EXISTS flags (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -110,6 +114,19 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+"""
+
+
+SCHEMA = SCHEMA.replace("ANNOTATIONS_COLUMNS", ANNOTATIONS_COLUMNS)
+
+# Schema 1 had choice and winner NOT NULL and A/B only: its table is copied into the new form.
+MIGRATE_1_TO_2 = f"""
+CREATE TABLE annotations_v2 ({ANNOTATIONS_COLUMNS});
+INSERT INTO annotations_v2 SELECT * FROM annotations;
+DROP TABLE annotations;
+ALTER TABLE annotations_v2 RENAME TO annotations;
+CREATE UNIQUE INDEX annotations_once ON annotations(item_id, user) WHERE undone_at IS NULL;
+UPDATE settings SET value = '2' WHERE key = 'schema_version';
 """
 
 
@@ -213,6 +230,10 @@ class Store:
             for statement in _statements(SCHEMA):
                 conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO settings VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            version = conn.execute("SELECT value FROM settings WHERE key = 'schema_version'").fetchone()[0]
+            if version == "1":
+                for statement in _statements(MIGRATE_1_TO_2):
+                    conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -416,8 +437,13 @@ class Store:
 
     # answers
     def _check_answer(self, choice: Any, level: Any, edited: Any) -> None:
+        if choice in OUTCOMES:
+            if level is not None or edited is not None:
+                raise ValidationError(f"{OUTCOME_LABELS[choice]}: no strength and no edit go with it", field="level")
+            return
         if choice not in ("A", "B"):
-            raise ValidationError(f"choice {choice!r}: expected 'A' (left) or 'B' (right)", field="choice")
+            raise ValidationError(f"choice {choice!r}: expected 'A' (left), 'B' (right) or one of {list(OUTCOMES)}",
+                                  field="choice")
         if level not in LEVELS:
             raise ValidationError(f"level {level!r}: expected one of {list(LEVELS)} "
                                   f"({', '.join(LEVEL_LABELS.values())})", field="level")
@@ -435,7 +461,8 @@ class Store:
         """Record the annotator's judgement of their claimed item; returns the annotation id.
 
         ``choice`` is the side as shown ('A' left, 'B' right); ``level`` one of LEVELS; ``edited`` an
-        improved version of the chosen response (None, or identical to it, means no edit).
+        improved version of the chosen response (None, or identical to it, means no edit). ``choice``
+        may instead be one of OUTCOMES (tie, both bad, cannot judge), with no level and no edit.
         """
         self._require_user(user)
         self._check_answer(choice, level, edited)
@@ -443,7 +470,7 @@ class Store:
         with self._tx() as conn:
             row = self._held_claim(conn, user, item_id, now)
             swapped = bool(row["swapped"])
-            winner = "a" if (choice == "A") != swapped else "b"
+            winner = None if choice in OUTCOMES else "a" if (choice == "A") != swapped else "b"
             item = conn.execute("SELECT response_a, response_b FROM items WHERE id = ?", (item_id,)).fetchone()
             chosen = item["response_a"] if winner == "a" else item["response_b"]
             if edited is not None and edited.strip() == chosen.strip():
@@ -492,8 +519,9 @@ class Store:
                          "WHERE item_id = ? AND user = ?", (now, now + self.lease_seconds, last["item_id"], user))
             item = conn.execute("SELECT response_a, response_b FROM items WHERE id = ?", (last["item_id"],)).fetchone()
             chosen = item["response_a"] if last["winner"] == "a" else item["response_b"]
-            draft = {"choice": last["choice"], "level": last["level"],
-                     "edits": {last["choice"]: last["edited"] if last["edited"] is not None else chosen}}
+            edits = {} if last["winner"] is None else {
+                last["choice"]: last["edited"] if last["edited"] is not None else chosen}
+            draft = {"choice": last["choice"], "level": last["level"], "edits": edits}
             self._write_draft(conn, user, last["item_id"], draft, now)
             self._audit(conn, user, "undo", last["item_id"], annotation=last["id"])
             return last["item_id"]
@@ -512,8 +540,9 @@ class Store:
         and a keystroke) each keep their part.
         """
         self._require_user(user)
-        if choice not in (None, "A", "B"):
-            raise ValidationError(f"choice {choice!r}: expected 'A' (left) or 'B' (right)", field="choice")
+        if choice not in (None, "A", "B", *OUTCOMES):
+            raise ValidationError(f"choice {choice!r}: expected 'A' (left), 'B' (right) or one of {list(OUTCOMES)}",
+                                  field="choice")
         if level is not None and level not in LEVELS:
             raise ValidationError(f"level {level!r}: expected one of {list(LEVELS)}", field="level")
         if not isinstance(edits, dict) or set(edits) - {"A", "B"} or not all(isinstance(t, str) for t in edits.values()):
@@ -604,9 +633,14 @@ class Store:
             "WHERE a.undone_at IS NULL AND (? IS NULL OR i.round = ?) ORDER BY a.id", (round, round)).fetchall()
 
     def export(self, round: int | None = None) -> list[Preference]:
-        """Every live annotation as a :class:`Preference` (chosen/rejected mapped back from the shown sides)."""
+        """Every live preference as a :class:`Preference` (chosen/rejected mapped back from the shown sides).
+
+        Outcomes (tie, both bad, cannot judge) are not preferences: :meth:`export_outcomes` has them.
+        """
         records = []
         for r in self._live_annotations(round):
+            if r["winner"] is None:
+                continue
             a_won = r["winner"] == "a"
             meta = {**json.loads(r["meta"]), "item_id": r["item_id"], "winner": r["winner"],
                     "shown_swapped": bool(r["swapped"]),
@@ -620,10 +654,23 @@ class Store:
                 level=r["level"], annotator=r["user"], round=r["round"], edited=r["edited"], meta=meta))
         return records
 
+    def export_outcomes(self, round: int | None = None) -> list[dict]:
+        """Every live tie, both-bad and cannot-judge answer: {id, prompt, response_a, response_b, outcome, ...}."""
+        return [{"id": f"{r['item_id']}:{r['user']}", "prompt": json.loads(r["prompt"]),
+                 "response_a": r["response_a"], "response_b": r["response_b"], "outcome": r["choice"],
+                 "annotator": r["user"], "round": r["round"],
+                 "meta": {**json.loads(r["meta"]), "item_id": r["item_id"], "model_a": r["model_a"],
+                          "model_b": r["model_b"], "seconds": _ms(r["created_at"] - r["claimed_at"])}}
+                for r in self._live_annotations(round) if r["winner"] is None]
+
     def agreement(self, round: int | None = None) -> dict:
-        """Krippendorff's alpha on the signed ordinal scale over items with two or more annotations."""
-        return krippendorff_alpha((r["item_id"], r["user"], signed_score(r["winner"], r["level"]))
-                                  for r in self._live_annotations(round))
+        """Krippendorff's alpha on the signed ordinal scale over items with two or more annotations.
+
+        A tie scores 0; both bad and cannot judge say nothing about the order and are left out.
+        """
+        return krippendorff_alpha((r["item_id"], r["user"],
+                                   0 if r["choice"] == "tie" else signed_score(r["winner"], r["level"]))
+                                  for r in self._live_annotations(round) if r["winner"] or r["choice"] == "tie")
 
     def stats(self, round: int | None = None) -> dict:
         """Counts per level, edits, skips, flags, per annotator, completion and agreement."""
@@ -632,8 +679,8 @@ class Store:
         scope = "(? IS NULL OR i.round = ?)"
         skipped = conn.execute(f"SELECT COUNT(*) FROM assignments a JOIN items i ON i.id = a.item_id "
                                f"WHERE a.status = 'skipped' AND {scope}", (round, round)).fetchone()[0]
-        flags = conn.execute(f"SELECT COUNT(*) FROM flags f JOIN items i ON i.id = f.item_id WHERE {scope}",
-                             (round, round)).fetchone()[0]
+        flags = conn.execute(f"SELECT COUNT(DISTINCT f.item_id || char(0) || f.user) FROM flags f "
+                             f"JOIN items i ON i.id = f.item_id WHERE {scope}", (round, round)).fetchone()[0]
         undone = conn.execute(f"SELECT COUNT(*) FROM annotations a JOIN items i ON i.id = a.item_id "
                               f"WHERE a.undone_at IS NOT NULL AND {scope}", (round, round)).fetchone()[0]
         per_user: dict[str, int] = {}
@@ -647,11 +694,14 @@ class Store:
             "annotations": len(rows),
             "annotations_needed": progress["annotations_needed"],
             "levels": {level: sum(r["level"] == level for r in rows) for level in LEVELS},
+            "outcomes": {outcome: sum(r["choice"] == outcome for r in rows) for outcome in OUTCOMES},
             "edited": sum(r["edited"] is not None for r in rows),
             "skipped": skipped,
             "flags": flags,
             "undone": undone,
             "annotators": per_user,
+            "skip_reasons": [{k: s[k] for k in ("item_id", "user", "reason")} for s in self.skips(round)],
+            "flag_reasons": [{k: f[k] for k in ("item_id", "user", "reason")} for f in self.flags(round)],
             "agreement": self.agreement(round),
         }
 
@@ -661,9 +711,11 @@ class Store:
                                     (user, user)).fetchall()
         return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
 
-    def flags(self) -> list[dict]:
-        """Every flag raised, oldest first."""
-        return [dict(r) for r in self._conn().execute("SELECT * FROM flags ORDER BY id").fetchall()]
+    def flags(self, round: int | None = None) -> list[dict]:
+        """Every flag raised (each click), oldest first."""
+        return [dict(r) for r in self._conn().execute(
+            "SELECT f.* FROM flags f JOIN items i ON i.id = f.item_id WHERE ? IS NULL OR i.round = ? ORDER BY f.id",
+            (round, round)).fetchall()]
 
     def skips(self, round: int | None = None) -> list[dict]:
         """Every skip with its reason (item_id, user, reason, claimed_at), oldest claim first."""
@@ -679,10 +731,10 @@ class Store:
             by_item.setdefault(r["item_id"], []).append(r)
         out = []
         for item_id, rows in by_item.items():
-            if len({r["winner"] for r in rows}) > 1:
+            if len({r["winner"] or r["choice"] for r in rows}) > 1:
                 out.append({"item_id": item_id, "prompt": json.loads(rows[0]["prompt"]),
                             "response_a": rows[0]["response_a"], "response_b": rows[0]["response_b"],
-                            "answers": [{"user": r["user"], "winner": r["winner"], "level": r["level"],
+                            "answers": [{"user": r["user"], "winner": r["winner"] or r["choice"], "level": r["level"],
                                          "edited": r["edited"]} for r in rows]})
         return out
 
@@ -705,7 +757,8 @@ class Store:
         out = []
         for user in sorted({r["user"] for r in rows} | set(skipped) | set(flagged)):
             own = [r for r in rows if r["user"] == user]
-            pairs = [(r["winner"], o["winner"]) for r in own for o in by_item[r["item_id"]] if o["user"] != user]
+            pairs = [(r["winner"] or r["choice"], o["winner"] or o["choice"])
+                     for r in own for o in by_item[r["item_id"]] if o["user"] != user]
             seconds = sorted(r["created_at"] - r["claimed_at"] for r in own)
             out.append({"user": user, "submitted": len(own), "skipped": skipped.get(user, 0),
                         "flagged": flagged.get(user, 0),

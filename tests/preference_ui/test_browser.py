@@ -212,6 +212,27 @@ def test_after_a_submit_the_next_item_is_at_the_top_and_keys_work_at_once(app, b
     assert store.export()[0].edited.endswith(" (checked)")
 
 
+def test_tie_needs_no_strength_and_each_level_shows_its_definition(app, browser):
+    url, store = app
+    store.import_items(_items()[1:], overlap=1)
+    page = _page(browser, url, "bob")
+    item = _wait_item(page)
+    levels = page.locator("#wb-level").inner_text()
+    assert "significantly better [1]: one is right and the other wrong or useless" in levels
+    assert "marginally better [4]: nearly equal" in levels
+    page.keyboard.press("a")
+    page.wait_for_function("() => document.querySelector('#wb-editor textarea').value !== ''")
+    assert page.locator("#wb-submit").is_disabled()  # a side without a strength is not complete
+    page.keyboard.press("t")
+    page.wait_for_function("() => !document.querySelector('#wb-submit').disabled && "
+                           "document.querySelector('#wb-editor textarea').value === ''")
+    page.keyboard.press("Control+Enter")
+    _wait_item(page, item)
+    assert "(tie (equally good))" in page.locator("#wb-status").inner_text()
+    assert [(o["annotator"], o["outcome"]) for o in store.export_outcomes()] == [("bob", "tie")]
+    assert store.export() == []
+
+
 def test_undo_asks_first_and_brings_back_the_answer_it_withdrew(app, browser):
     url, store = app
     store.import_items(_items()[1:], overlap=1)

@@ -43,6 +43,35 @@ def test_export_writes_the_schema_with_edited_over_chosen_over_rejected(tmp_path
     assert on_disk["edited"] == 1 and on_disk["annotators"] == {"alice": 2, "bob": 1}
 
 
+def test_export_keeps_outcomes_apart_and_writes_skip_and_flag_reasons(tmp_path):
+    store = new_store(tmp_path / "s.sqlite")
+    store.import_items(make_items(3), overlap=1)
+    _answer(store, "alice", "a", "better")
+    tied = store.claim_next("alice").item_id
+    store.flag("alice", tied, "both say the same")
+    store.flag("alice", tied, "both say the same, twice")
+    store.submit("alice", tied, "tie", None)
+    skipped = store.claim_next("bob").item_id
+    store.skip("bob", skipped, "not my language")
+    write_export(store, tmp_path / "out")
+    assert [r.meta["item_id"] for r in read_jsonl(tmp_path / "out" / "preferences.jsonl")] == ["it000"]
+    (outcome,) = [json.loads(line) for line in (tmp_path / "out" / "outcomes.jsonl").read_text().splitlines()]
+    assert outcome["outcome"] == "tie" and outcome["meta"]["item_id"] == tied
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["outcomes"]["tie"] == 1 and stats["flags"] == 1  # two clicks, one flagged item
+    assert stats["skip_reasons"] == [{"item_id": skipped, "user": "bob", "reason": "not my language"}]
+    assert [f["reason"] for f in stats["flag_reasons"]] == ["both say the same", "both say the same, twice"]
+
+
+def test_a_tie_scores_zero_in_the_agreement(tmp_path):
+    store = new_store(tmp_path / "s.sqlite")
+    store.import_items(make_items(2), overlap=2)
+    for user in ("alice", "bob"):
+        for _ in range(2):
+            store.submit(user, store.claim_next(user).item_id, "tie", None)
+    assert store.agreement() == {"alpha": None, "items": 2, "annotations": 4}  # all ties: no variation
+
+
 def test_signed_score_uses_the_fixed_order_not_the_shown_one():
     assert signed_score("a", "significantly_better") == 4 and signed_score("b", "marginally_better") == -1
 

@@ -385,3 +385,49 @@ def test_review_lists_skips_flags_disagreements_and_per_annotator_agreement(tmp_
     assert stats["bob"]["submitted"] == 2 and stats["bob"]["skipped"] == 1 and stats["bob"]["flagged"] == 1
     assert stats["bob"]["agreement"] == stats["carol"]["agreement"] == 0.5
     assert stats["bob"]["overlapping"] == 2 and stats["bob"]["median_seconds"] >= 0.0
+
+
+def test_tie_both_bad_and_cannot_judge_are_answers_kept_out_of_the_preferences(tmp_path):
+    store = new_store(tmp_path / "s.sqlite", users=("alice", "bob", "carol"))
+    store.import_items(make_items(2), overlap=3)
+    item = store.claim_next("alice").item_id
+    with pytest.raises(ValidationError, match="no strength and no edit") as exc:
+        store.submit("alice", item, "tie", "better")
+    assert exc.value.field == "level"
+    store.submit("alice", item, "tie", None)
+    store.submit("bob", store.claim_next("bob").item_id, "both_bad", None)
+    claim = store.claim_next("carol")
+    store.submit("carol", claim.item_id, "B" if claim.swapped else "A", "slightly_better")
+    assert store.count_completed() == 1  # an outcome counts towards the overlap
+    assert [r.annotator for r in store.export()] == ["carol"]
+    outcomes = store.export_outcomes()
+    assert [(o["annotator"], o["outcome"]) for o in outcomes] == [("alice", "tie"), ("bob", "both_bad")]
+    assert outcomes[0]["response_a"] == store.get_item(item).response_a
+    stats = store.stats()
+    assert stats["outcomes"] == {"tie": 1, "both_bad": 1, "cannot_judge": 0} and stats["annotations"] == 3
+    assert len(store.disagreements()) == 1
+    assert store.undo_last("alice") == item  # an outcome is withdrawn like any answer, back as the draft
+    assert store.draft("alice", item) == {"choice": "tie", "level": None, "edits": {}}
+
+
+def test_a_schema_1_store_is_migrated_keeping_its_annotations(tmp_path):
+    path = tmp_path / "old.sqlite"
+    store = new_store(path)
+    store.import_items(make_items(2), overlap=1)
+    claim = store.claim_next("bob")
+    store.submit("bob", claim.item_id, "A", "better")
+    store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("""
+        CREATE TABLE v1 (id INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL REFERENCES items(id),
+            user TEXT NOT NULL REFERENCES users(name), choice TEXT NOT NULL CHECK (choice IN ('A', 'B')),
+            winner TEXT NOT NULL CHECK (winner IN ('a', 'b')), level TEXT NOT NULL, edited TEXT,
+            swapped INTEGER NOT NULL, claimed_at REAL NOT NULL, created_at REAL NOT NULL, undone_at REAL);
+        INSERT INTO v1 SELECT * FROM annotations; DROP TABLE annotations; ALTER TABLE v1 RENAME TO annotations;
+        UPDATE settings SET value = '1' WHERE key = 'schema_version';""")
+    conn.close()
+    migrated = Store(path)
+    assert [r.meta["item_id"] for r in migrated.export()] == [claim.item_id]
+    migrated.submit("bob", migrated.claim_next("bob").item_id, "cannot_judge", None)
+    assert migrated.stats()["outcomes"]["cannot_judge"] == 1
+    assert sqlite3.connect(path).execute("SELECT value FROM settings WHERE key = 'schema_version'").fetchone()[0] == "2"
