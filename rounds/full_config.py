@@ -15,8 +15,8 @@ from preference_ui.config import AnnotationConfig
 from reward.config import RewardConfig
 from rounds.config import BootstrapConfig, RoundsConfig
 from sampling.config import SamplingConfig
-from workbench.config import EvalConfig, ModelConfig, TokenizerConfig, TrackingConfig
-from workbench.config_base import apply_overrides, build, field, read_yaml
+from workbench.config import DistributedConfig, EvalConfig, ModelConfig, TokenizerConfig, TrackingConfig
+from workbench.config_base import apply_overrides, build, check_run_name, field, read_yaml
 from workbench.data.config import DataConfig
 from workbench.posttrain.config import AveragingConfig, DPOConfig, SFTConfig
 from workbench.pretrain.config import PretrainConfig
@@ -34,6 +34,7 @@ class WorkbenchConfig:
     seed: int = field(0, "global seed; stages derive their own seeds from it")
     device: Literal["auto", "cpu", "cuda"] = field("auto", "auto picks cuda when available")
     tracking: TrackingConfig = field(TrackingConfig(), TrackingConfig.__doc__)
+    distributed: DistributedConfig = field(DistributedConfig(), DistributedConfig.__doc__)
     tokenizer: TokenizerConfig = field(TokenizerConfig(), TokenizerConfig.__doc__)
     model: ModelConfig = field(ModelConfig(), ModelConfig.__doc__)
     data: DataConfig = field(DataConfig(), DataConfig.__doc__)
@@ -48,6 +49,10 @@ class WorkbenchConfig:
     rounds: RoundsConfig = field(RoundsConfig(), RoundsConfig.__doc__)
     experts: ExpertsConfig = field(ExpertsConfig(), ExpertsConfig.__doc__)
     eval: EvalConfig = field(EvalConfig(), EvalConfig.__doc__)
+
+    def validate(self) -> None:
+        """The run name is one plain folder name, so runs/<name> stays under runs/."""
+        check_run_name(self.name)
 
     @property
     def run_path(self) -> Path:

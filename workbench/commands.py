@@ -1,4 +1,4 @@
-"""Core sub-commands: `workbench config show`, `workbench tokenizer train`, `workbench model init`."""
+"""Core sub-commands: `workbench config show`, `tokenizer train`, `model init`, `launch follow`."""
 
 from __future__ import annotations
 
@@ -35,6 +35,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--out", required=True, help="output folder")
     init.set_defaults(func=_model_init)
 
+    launch = sub.add_parser("launch", help="multi-machine training: machines 1..N-1 join machine 0's launches")
+    launch_sub = launch.add_subparsers(dest="action", required=True, metavar="ACTION")
+    follow = launch_sub.add_parser(
+        "follow", help="on a machine of rank > 0: join every training launch machine 0 starts in the shared run folder",
+        description="Run this on every machine but machine 0, with the same config and run folder (a shared "
+        "file system) and --set distributed.machine_rank=R; machine 0 runs `workbench rounds run`.")
+    add_config_args(follow)
+    follow.add_argument("--idle", type=float, default=None,
+                        help="stop after this many seconds without a new launch (default: run until interrupted)")
+    follow.set_defaults(func=_launch_follow)
+
 
 def _config_show(args) -> int:
     from workbench.config_base import to_dict
@@ -61,4 +72,14 @@ def _model_init(args) -> int:
     model = create_model(args.size, tokenizer, seed=args.seed)
     save_model(model, tokenizer, Path(args.out))
     print(f"{args.size}: {count_parameters(model):,} parameters -> {args.out}")
+    return 0
+
+
+def _launch_follow(args) -> int:
+    from workbench.launch import follow
+
+    cfg = args.cfg
+    print(f"following {cfg.run_path} as machine {cfg.distributed.machine_rank} of {cfg.distributed.num_machines}")
+    joined = follow(cfg.run_path, cfg.distributed, idle_seconds=args.idle)
+    print(f"joined {joined} launch(es)")
     return 0

@@ -59,3 +59,31 @@ class EvalConfig:
     seed: int = field(20261123, "seed of the fresh instances (differs from every training seed)")
     max_new_tokens: int = field(160, "most tokens generated per answer")
     batch_size: int = field(32, "prompts generated together")
+
+
+@dataclass
+class DistributedConfig:
+    """How training stages run: in this process, or in several under `accelerate launch`."""
+
+    strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = field(
+        "none", "none: train in the orchestrator's process; ddp, fsdp (FSDP2, full shard) or deepspeed (ZeRO-3): "
+                "each training stage runs under `accelerate launch` in child processes")
+    num_processes: int = field(1, "processes per machine (one per GPU; gloo processes on the CPU)")
+    num_machines: int = field(1, "machines taking part; each runs the same command with its machine_rank")
+    machine_rank: int = field(0, "this machine's rank (0 runs the orchestrator; others run `workbench launch follow`)")
+    main_process_ip: str = field("127.0.0.1", "address of machine 0, reachable from every machine")
+    main_process_port: int = field(29500, "port on machine 0 for the process group's rendezvous")
+    mixed_precision: Literal["no", "bf16", "fp16"] = field("no", "accelerate's mixed precision (bf16 on recent GPUs)")
+    accelerate_config: str | None = field(
+        None, "an accelerate config file; default for fsdp and deepspeed: the shipped "
+              "configs/accelerate/fsdp2.yaml or deepspeed_zero3.yaml (flags above override its fields)")
+
+    def validate(self) -> None:
+        """Check ranges."""
+        if self.num_processes < 1 or self.num_machines < 1:
+            raise ConfigError("num_processes and num_machines: must be at least 1")
+        if not 0 <= self.machine_rank < self.num_machines:
+            raise ConfigError(f"machine_rank: must be in 0..{self.num_machines - 1}")
+        if self.strategy == "none" and self.num_processes * self.num_machines > 1:
+            raise ConfigError("strategy: none trains in one process; choose ddp, fsdp or deepspeed for "
+                              f"{self.num_processes * self.num_machines} processes")

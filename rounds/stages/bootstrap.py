@@ -22,14 +22,16 @@ def inputs(ctx: StageContext) -> dict:
 
 def run(ctx: StageContext) -> Result:
     """Train the bootstrap policy into ``bootstrap/`` (beside curated.jsonl) and evaluate it and the base."""
+    from workbench.launch import run_call
     from workbench.posttrain.sft import train_sft
 
     cfg, run_dir = ctx.cfg, ctx.run
     rows = round_data.curated_examples(cfg)
     write_jsonl(rows, ctx.out / "curated.jsonl")
     work = run_dir.root / ".bootstrap-model"  # train_sft writes a fresh folder in one rename
-    metrics = train_sft(cfg.sft, rows, run_dir.base, work, seed=derive_seed(cfg.seed, "bootstrap"),
-                        tracking=tracking.trainer_kwargs(cfg, "bootstrap"))
+    metrics = run_call(cfg.distributed, train_sft, work, sft_cfg=cfg.sft, data=rows, init_dir=run_dir.base,
+                       out_dir=work, seed=derive_seed(cfg.seed, "bootstrap"),
+                       tracking=tracking.trainer_kwargs(cfg, "bootstrap"))
     for item in work.iterdir():
         target = ctx.out / item.name
         if target.is_dir():

@@ -46,18 +46,25 @@ def tracking_kwargs(ctx: StageContext, stage: str) -> dict:
     return tracking.trainer_kwargs(ctx.cfg, f"round_{ctx.round:02d}/{stage}")
 
 
-def trained_variants(ctx: StageContext, stage: str, train) -> dict:
-    """Train ``rounds.variants[stage]`` seeds with ``train(seed, out_dir) -> metrics``; several are averaged.
+def trained_variants(ctx: StageContext, stage: str, train, **kwargs) -> dict:
+    """Train ``rounds.variants[stage]`` seeds with ``train(out_dir=, seed=, **kwargs) -> metrics``; several are averaged.
 
-    One variant trains straight into ``<stage>/model``; several train into ``<stage>/variants/seed_K``
-    and mergekit's linear average of them becomes ``<stage>/model``. Each training call writes its
-    model atomically and resumes from its own checkpoints, so an interrupted stage redoes only the
-    variant that was cut short. The metrics are the variants' mean.
+    Each training call runs through :func:`workbench.launch.run_call` (in this process, or under
+    `accelerate launch` per ``distributed``). One variant trains straight into ``<stage>/model``;
+    several train into ``<stage>/variants/seed_K`` and mergekit's linear average of them becomes
+    ``<stage>/model``. Each training call writes its model atomically and resumes from its own
+    checkpoints, so an interrupted stage redoes only the variant that was cut short. The metrics are
+    the variants' mean.
     """
+    from workbench.launch import run_call
+
+    def one(seed: int, out: Path) -> dict:
+        return run_call(ctx.cfg.distributed, train, out, out_dir=out, seed=seed, **kwargs)
+
     count = ctx.cfg.rounds.variants.get(stage, 1)
     seeds = [derive_seed(ctx.cfg.seed, stage, ctx.round, v) for v in range(count)]
     if count == 1:
-        return train(seeds[0], ctx.out / "model")
+        return one(seeds[0], ctx.out / "model")
     from workbench.posttrain.averaging import average_models
 
     runs = []
@@ -65,7 +72,7 @@ def trained_variants(ctx: StageContext, stage: str, train) -> dict:
         out = ctx.out / "variants" / f"seed_{v}"
         record = out.with_name(f"seed_{v}.metrics.json")
         if not record.exists():
-            atomic_write_json(record, train(seed, out))
+            atomic_write_json(record, one(seed, out))
         runs.append(json.loads(record.read_text()))
     average_models([ctx.out / "variants" / f"seed_{v}" for v in range(count)], ctx.out / "model")
     numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]

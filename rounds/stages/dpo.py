@@ -37,8 +37,8 @@ def run(ctx: StageContext) -> Result:
         with atomic_dir(ctx.out / "model") as tmp:
             shutil.copytree(sft, tmp, dirs_exist_ok=True)
         return Result(counts | {"skipped_no_pairs": 1}, {"model": ctx.out / "model"})
-    metrics = trained_variants(ctx, "dpo", lambda seed, out: train_dpo(
-        cfg.dpo, prefs, sft, out, seed=seed, tracking=tracking_kwargs(ctx, "dpo")))
+    metrics = trained_variants(ctx, "dpo", train_dpo, dpo_cfg=cfg.dpo, preferences=prefs, sft_dir=sft,
+                               tracking=tracking_kwargs(ctx, "dpo"))
     return Result({k.replace("/", "_"): v for k, v in metrics.items()}, {"model": ctx.out / "model"})
 
 

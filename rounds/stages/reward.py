@@ -17,8 +17,8 @@ def run(ctx: StageContext) -> Result:
     from workbench.preferences import read_jsonl
 
     prefs = [p for path in preference_files(ctx.run, range(1, ctx.round + 1)).values() for p in read_jsonl(path)]
-    metrics = trained_variants(ctx, "reward", lambda seed, out: train_reward_model(
-        ctx.cfg, prefs, ctx.run.base, out, seed=seed, round_number=ctx.round))
+    metrics = trained_variants(ctx, "reward", train_reward_model, cfg=ctx.cfg, preferences=prefs,
+                               base_dir=ctx.run.base, round_number=ctx.round)
     return Result({k.replace("/", "_"): v for k, v in metrics.items()}, {"model": ctx.out / "model"})
 
 

@@ -29,8 +29,8 @@ def run(ctx: StageContext) -> Result:
 
     mix = round_data.sft_mix(ctx.cfg, ctx.run, ctx.round)
     write_jsonl(mix, ctx.out / "mix.jsonl")
-    metrics = trained_variants(ctx, "sft", lambda seed, out: train_sft(
-        ctx.cfg.sft, mix, sft_init(ctx), out, seed=seed, tracking=tracking_kwargs(ctx, "sft")))
+    metrics = trained_variants(ctx, "sft", train_sft, sft_cfg=ctx.cfg.sft, data=mix, init_dir=sft_init(ctx),
+                               tracking=tracking_kwargs(ctx, "sft"))
     metrics |= {"examples": len(mix), "curated_examples": sum(r["source"] == "curated" for r in mix)}
     if "train_loss" not in metrics and "loss" in metrics:
         metrics["train_loss"] = metrics["loss"]

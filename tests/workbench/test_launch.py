@@ -1,0 +1,114 @@
+"""Training calls under `accelerate launch`: 2 gloo processes match 1 process with the same global batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from workbench.config import DistributedConfig
+from workbench.config_base import ConfigError
+from workbench.launch import accelerate_command, launch_dir, run_call
+from workbench.posttrain.config import SFTConfig
+from workbench.posttrain.sft import train_sft
+
+ROWS = [{"messages": [{"role": "user", "content": f"What is {a} + {b}?"},
+                      {"role": "assistant", "content": f"{a} + {b} = {a + b}\nAnswer: {a + b}"}]}
+        for a, b in [(1, 2), (30, 12), (7, 7), (45, 9), (12, 30), (8, 80), (5, 50), (99, 1)]]
+
+
+def sft(per_device: int) -> SFTConfig:
+    """Two optimizer steps over the 8 rows at a global batch of 4, with a learning rate that moves weights."""
+    return SFTConfig(per_device_train_batch_size=per_device, num_train_epochs=1, learning_rate=1e-3, max_length=64,
+                     trl_args={"disable_tqdm": True, "dataloader_drop_last": False})
+
+
+def test_the_command_launches_this_module_with_the_strategy(tmp_path):
+    ddp = DistributedConfig(strategy="ddp", num_processes=2)
+    command = accelerate_command(ddp, tmp_path / "call.pkl")
+    assert command[1:3] == ["-m", "accelerate.commands.launch"] and "--multi_gpu" in command
+    assert command[-3:] == ["-m", "workbench.launch", str(tmp_path / "call.pkl")]
+    assert command[command.index("--num_processes") + 1] == "2"
+    fsdp = accelerate_command(DistributedConfig(strategy="fsdp", num_processes=2), tmp_path / "call.pkl")
+    assert fsdp[fsdp.index("--config_file") + 1].endswith("configs/accelerate/fsdp2.yaml")
+    assert launch_dir(tmp_path / "sft" / "model") == tmp_path / "sft" / ".model.launch"
+
+
+def test_strategy_none_calls_in_this_process(tmp_path):
+    assert run_call(DistributedConfig(), lambda out_dir: str(out_dir), tmp_path, out_dir=tmp_path) == str(tmp_path)
+    assert not launch_dir(tmp_path).exists()
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
+def test_sharded_strategies_are_refused_where_accelerate_would_not_shard(tmp_path, strategy):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the strategy can run")
+    with pytest.raises(ConfigError, match=f"strategy: {strategy} needs GPUs.*use strategy: ddp"):
+        run_call(DistributedConfig(strategy=strategy, num_processes=2), train_sft, tmp_path, out_dir=tmp_path)
+    assert not launch_dir(tmp_path).exists()
+
+
+@pytest.mark.slow
+def test_two_launched_processes_match_one_in_process(tmp_path, tiny_model_dir):
+    """DDP over gloo: the same global batch (4 = 2 processes x 2) gives the same steps, loss and weights."""
+    from safetensors.torch import load_file
+
+    one = train_sft(sft(4), ROWS, tiny_model_dir, tmp_path / "one", seed=0)
+    two = run_call(DistributedConfig(strategy="ddp", num_processes=2), train_sft, tmp_path / "two",
+                   sft_cfg=sft(2), data=ROWS, init_dir=tiny_model_dir, out_dir=tmp_path / "two", seed=0)
+    assert one["global_step"] == two["global_step"] == 2  # one process at per-device 2 would take 4 steps
+    assert abs(one["loss"] - two["loss"]) < 1e-4
+    a, b = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+    moved = load_file(str(tiny_model_dir / "model.safetensors"))
+    assert max((a[k] - moved[k]).abs().max().item() for k in a) > 1e-3  # training really moved the weights
+    assert not (launch_dir(tmp_path / "two") / "call.pkl").exists()
+    assert torch.isfinite(torch.tensor(two["loss"]))
+
+
+@pytest.mark.parametrize("name, kind", [("fsdp2.yaml", "FSDP"), ("deepspeed_zero3.yaml", "DEEPSPEED")])
+def test_the_shipped_accelerate_configs_load(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from workbench.launch import ACCELERATE_CONFIGS
+
+    config = load_config_from_file(str(ACCELERATE_CONFIGS / name))
+    assert config.distributed_type.value == kind
+    if kind == "FSDP":
+        assert config.fsdp_config["fsdp_version"] == 2 and config.fsdp_config["fsdp_reshard_after_forward"]
+        assert config.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    else:
+        assert config.deepspeed_config["zero_stage"] == 3 and config.deepspeed_config["zero3_save_16bit_model"]
+
+
+@pytest.mark.slow
+def test_a_second_machine_joins_through_the_shared_run_folder(tmp_path, tiny_model_dir):
+    """Two "machines" of one process each (both on this host): machine 1 follows, machine 0 launches."""
+    import threading
+
+    from safetensors.torch import load_file
+
+    from workbench.launch import follow
+
+    def machine(rank: int) -> DistributedConfig:
+        return DistributedConfig(strategy="ddp", num_processes=1, num_machines=2, machine_rank=rank,
+                                 main_process_port=29517)
+
+    joined = []
+    follower = threading.Thread(target=lambda: joined.append(follow(tmp_path, machine(1), idle_seconds=20, poll=0.5)))
+    follower.start()
+    two = run_call(machine(0), train_sft, tmp_path / "two", sft_cfg=sft(2), data=ROWS, init_dir=tiny_model_dir,
+                   out_dir=tmp_path / "two", seed=0)
+    follower.join(120)
+    one = train_sft(sft(4), ROWS, tiny_model_dir, tmp_path / "one", seed=0)
+    assert joined == [1] and two["num_processes"] == 2 and one["global_step"] == two["global_step"] == 2
+    assert abs(one["loss"] - two["loss"]) < 1e-4
+    a, b = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+
+
+def test_follow_refuses_machine_zero(tmp_path):
+    from workbench.launch import follow
+
+    with pytest.raises(ValueError, match="machine_rank: 0 runs the orchestrator"):
+        follow(tmp_path, DistributedConfig(), idle_seconds=0)

@@ -1,0 +1,165 @@
+"""Training calls in this process, or in several under `accelerate launch` (DDP, FSDP2, DeepSpeed ZeRO-3).
+
+A training stage calls its trainer through :func:`run_call`. With ``distributed.strategy: none`` that
+is a plain call. Otherwise the call (the function's import path and its arguments) is pickled into
+``.<out>.launch/call.pkl`` beside the stage's output folder, ``accelerate launch`` starts
+``distributed.num_processes`` children on ``python -m workbench.launch call.pkl``, every child runs the
+same call (the trainers are accelerate-aware: TRL's, and the pretraining loop), and the main process
+writes the call's result to ``result.json``, which the parent reads. The children inherit the
+terminal, so their progress shows. A killed launch leaves no result: running the stage again
+launches again, and the trainers resume from their own checkpoints.
+
+Several machines: machine 0 runs the orchestrator; every other machine runs ``workbench launch
+follow`` on the same shared run folder, which joins each launch it finds (see :func:`follow`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from workbench.config_base import ConfigError
+from workbench.rundir import atomic_write_json, atomic_write_text
+
+ACCELERATE_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "accelerate"
+SHIPPED = {"fsdp": "fsdp2.yaml", "deepspeed": "deepspeed_zero3.yaml"}
+CALL, RESULT, JOINED = "call.pkl", "result.json", "joined-{rank}"
+
+
+def in_launched_process() -> bool:
+    """True inside a process started by `accelerate launch` or torchrun."""
+    return "LOCAL_RANK" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def launch_dir(out: str | Path) -> Path:
+    """Where a launched call of the stage writing ``out`` keeps its call and result: ``.<out>.launch/``."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.launch")
+
+
+def accelerate_config_file(dist) -> Path | None:
+    """The accelerate config the strategy uses: the configured one, else the shipped one (fsdp, deepspeed)."""
+    if dist.accelerate_config:
+        path = Path(dist.accelerate_config)
+        if not path.is_file():
+            raise FileNotFoundError(f"distributed.accelerate_config: {path} does not exist")
+        return path
+    return ACCELERATE_CONFIGS / SHIPPED[dist.strategy] if dist.strategy in SHIPPED else None
+
+
+def accelerate_command(dist, call_file: Path, machine_rank: int | None = None) -> list[str]:
+    """The `accelerate launch` command line that runs ``call_file`` on this machine's processes."""
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    config = accelerate_config_file(dist)
+    if config is not None:
+        command += ["--config_file", str(config)]
+    else:  # ddp: torchrun under accelerate; on the CPU the trainers' use_cpu makes it DDP over gloo
+        command += ["--multi_gpu"]
+    command += ["--num_processes", str(dist.num_processes * dist.num_machines),
+                "--num_machines", str(dist.num_machines),
+                "--machine_rank", str(dist.machine_rank if machine_rank is None else machine_rank),
+                "--main_process_ip", dist.main_process_ip, "--main_process_port", str(dist.main_process_port),
+                "--mixed_precision", dist.mixed_precision, "--dynamo_backend", "no",
+                "-m", "workbench.launch", str(call_file)]
+    return command
+
+
+def check_strategy(dist) -> None:
+    """Refuse a strategy this machine cannot run, rather than let accelerate quietly run a weaker one."""
+    import torch
+
+    if dist.strategy in ("fsdp", "deepspeed") and not torch.cuda.is_available():
+        # accelerate 1.15 turns a multi-process CPU launch into MULTI_CPU (DDP over gloo) and ignores
+        # the FSDP and DeepSpeed plugins there: the run would train unsharded without saying so.
+        raise ConfigError(f"distributed.strategy: {dist.strategy} needs GPUs (accelerate runs CPU processes as "
+                          "DDP over gloo and ignores sharding there); on the CPU use strategy: ddp")
+    if dist.strategy == "deepspeed":
+        try:
+            import deepspeed  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("distributed.strategy: deepspeed needs the deepspeed package "
+                              "(`pip install deepspeed` on the GPU machines)") from exc
+
+
+def child_env(dist) -> dict[str, str]:
+    """The children's environment: the cores shared between this machine's processes."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // dist.num_processes)))
+    return env
+
+
+def run_call(dist, fn: Callable[..., Any], out: str | Path, **kwargs) -> Any:
+    """``fn(**kwargs)`` here (strategy none, or already launched) or under `accelerate launch`; its result.
+
+    ``out`` is the folder the call writes (its launch files go beside it). The result must be JSON.
+    """
+    if dist is None or dist.strategy == "none" or in_launched_process():
+        return fn(**kwargs)
+    check_strategy(dist)
+    folder = launch_dir(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in (folder / RESULT, *folder.glob("joined-*")):
+        stale.unlink(missing_ok=True)
+    target = f"{fn.__module__}:{fn.__qualname__}"
+    call_file = folder / CALL
+    tmp = call_file.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps({"fn": target, "kwargs": kwargs}))
+    tmp.replace(call_file)
+    command = accelerate_command(dist, call_file)
+    atomic_write_text(folder / "command.txt", " ".join(command) + "\n")
+    done = subprocess.run(command, env=child_env(dist))
+    if done.returncode != 0:
+        raise RuntimeError(f"{target} failed under `accelerate launch` with exit code {done.returncode} "
+                           f"(strategy {dist.strategy}, {dist.num_processes} process(es) per machine); "
+                           f"its output is above; the command is in {folder / 'command.txt'}")
+    result = json.loads((folder / RESULT).read_text(encoding="utf-8"))["result"]
+    call_file.unlink()
+    return result
+
+
+def follow(run_root: str | Path, dist, idle_seconds: float | None = None, poll: float = 2.0) -> int:
+    """On a machine of rank > 0: join every launch machine 0 starts in the shared run folder.
+
+    Watches ``run_root`` for call files that have no result yet and that this machine has not joined,
+    and runs its share of each (the same `accelerate launch`, with this machine's rank). Returns the
+    number of launches joined, after ``idle_seconds`` without a new one (None: until interrupted).
+    """
+    if dist.machine_rank == 0:
+        raise ValueError("distributed.machine_rank: 0 runs the orchestrator; follow runs on machines 1..N-1")
+    joined, idle_since = 0, time.monotonic()
+    while idle_seconds is None or time.monotonic() - idle_since < idle_seconds:
+        pending = [c for c in sorted(Path(run_root).rglob(f".*.launch/{CALL}"))
+                   if not (c.parent / RESULT).exists() and not (c.parent / JOINED.format(rank=dist.machine_rank)).exists()]
+        if not pending:
+            time.sleep(poll)
+            continue
+        call_file = pending[0]
+        (call_file.parent / JOINED.format(rank=dist.machine_rank)).touch()
+        done = subprocess.run(accelerate_command(dist, call_file), env=child_env(dist))
+        if done.returncode != 0:
+            raise RuntimeError(f"{call_file}: this machine's share failed with exit code {done.returncode}")
+        joined, idle_since = joined + 1, time.monotonic()
+    return joined
+
+
+def main(call_file: str) -> None:
+    """Inside each launched process: run the pickled call; the main process writes its result."""
+    call = pickle.loads(Path(call_file).read_bytes())
+    module, _, name = call["fn"].partition(":")
+    fn: Any = importlib.import_module(module)
+    for part in name.split("."):
+        fn = getattr(fn, part)
+    result = fn(**call["kwargs"])
+    if int(os.environ.get("RANK", "0")) == 0:
+        atomic_write_json(Path(call_file).with_name(RESULT), {"fn": call["fn"], "result": result})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
