@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 # Modules that add sub-commands through `add_commands(subparsers)`, in --help order.
@@ -46,13 +47,14 @@ def load_args_config(args: argparse.Namespace):
 
     overrides = list(args.overrides)
     if getattr(args, "run_dir", None):
-        overrides.append(f"run_dir={args.run_dir}")
+        overrides.append(f"run_dir={json.dumps(args.run_dir)}")  # a string, whatever YAML would read
     return load_config(args.config, overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `workbench` console script."""
     from workbench.config_base import ConfigError
+    from workbench.rundir import exit_on_os_error
 
     args = build_parser().parse_args(argv)
     try:
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a read-only folder: the path and what to do
+        return exit_on_os_error(args.command, exc)
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted; run the same command again to resume",
               file=sys.stderr)

@@ -47,3 +47,11 @@ def test_model_init_saves_an_hf_model(tmp_path, tiny_tokenizer_dir, capsys):
     assert main(["model", "init", "--tokenizer", str(tiny_tokenizer_dir), "--size", "tiny", "--out", str(tmp_path)]) == 0
     assert "parameters" in capsys.readouterr().out
     assert AutoModelForCausalLM.from_pretrained(tmp_path).config.num_hidden_layers == 4
+
+
+def test_an_os_error_is_one_line_with_the_path(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["reward", "simulate", "--n", "2", "--seed", "0", "--out", str(blocker / "prefs.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert str(blocker) in err and "Traceback" not in err and err.count("\n") == 1

@@ -131,3 +131,19 @@ def test_plain_run_names_pass(name):
 def test_run_names_with_path_parts_are_refused(name):
     with pytest.raises(ConfigError, match="name: .* is not a plain folder name"):
         check_run_name(name)
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "/abs"])
+def test_a_run_name_with_path_parts_is_refused(name):
+    with pytest.raises(ConfigError, match="name: .* is not a plain folder name"):
+        load_config(None, [f"name={name}"])
+
+
+@pytest.mark.parametrize("run_dir", ["2026-11-29", "runs/a: b", "123"])
+def test_run_dir_from_the_command_line_is_a_string_whatever_yaml_would_read(run_dir, capsys):
+    from rounds.main import main
+
+    assert main(["config", "show", "--run-dir", run_dir]) == 0
+    import yaml
+
+    assert yaml.safe_load(capsys.readouterr().out)["run_dir"] == run_dir
