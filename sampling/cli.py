@@ -27,6 +27,14 @@ def add_commands(subparsers) -> None:
     add_config_args(parser)
     parser.set_defaults(func=run)
 
+    worker = subparsers.add_parser(
+        "sample-worker", help="join a running rejection-sampling stage as one more worker (another GPU or machine)",
+        description="Claims shards of the stage folder --out (on a file system shared with the machine that runs "
+        "the stage) until none is left; the stage must be running with sampling.workers > 1, which writes "
+        "the folder's worker.json (models, prompts, seed, settings).")
+    worker.add_argument("--out", required=True, help="the stage folder, e.g. runs/demo/rounds/round_01/samples")
+    worker.set_defaults(func=run_worker_command)
+
 
 def run(args: argparse.Namespace) -> int:
     """Run rejection sampling and print its metrics as JSON."""
@@ -38,4 +46,13 @@ def run(args: argparse.Namespace) -> int:
                                      seed=cfg.seed if args.seed is None else args.seed,
                                      device=cfg.resolved_device(), force=args.force)
     print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def run_worker_command(args: argparse.Namespace) -> int:
+    """`workbench sample-worker`: claim shards of a running stage until none is left."""
+    from sampling.rejection import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    run_worker(args.out)
     return 0

@@ -29,6 +29,11 @@ class SamplingConfig:
     gpu_memory_utilization: float = field(0.9, "vLLM: fraction of GPU memory for weights and KV cache")
     max_model_len: int | None = field(None, "vLLM: longest prompt + response (null: the model's maximum)")
     kv_cache_space_gib: float | None = field(None, "vLLM on the CPU: KV cache size in GiB (sets VLLM_CPU_KVCACHE_SPACE; null: vLLM's default or the environment)")
+    workers: int = field(1, "sampling processes on this machine, each with its own engine (on GPUs each takes "
+                             "tensor_parallel_size GPUs); they claim shards from the stage folder, and workers on "
+                             "other machines join with `workbench sample worker --out DIR`")
+    lease_seconds: float = field(300.0, "a claimed shard whose worker stopped renewing its claim this long ago "
+                                        "is taken over by another worker")
     enforce_eager: bool = field(True, "vLLM: no CUDA graphs / torch.compile (faster start-up; set false on GPUs for throughput)")
 
     def validate(self) -> None:
@@ -39,8 +44,10 @@ class SamplingConfig:
             raise ConfigError("temperature: must be >= 0 (0 is greedy)")
         if not 0 < self.top_p <= 1:
             raise ConfigError("top_p: must be in (0, 1]")
-        for name in ("max_new_tokens", "shard_size", "batch_size", "reward_batch_size", "tensor_parallel_size"):
+        for name in ("max_new_tokens", "shard_size", "batch_size", "reward_batch_size", "tensor_parallel_size", "workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
+        if self.lease_seconds < 3:
+            raise ConfigError("lease_seconds: must be at least 3 (the claim is renewed every third of it)")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError("gpu_memory_utilization: must be in (0, 1]")

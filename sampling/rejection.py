@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from sampling.claims import Claims
 from workbench.config_base import ConfigError, to_dict
 from workbench.jsonl import iter_jsonl, iter_jsonl_numbered, message_problems, shown, write_jsonl
 from workbench.rundir import RunDir, atomic_write_json, hash_path
@@ -45,7 +46,8 @@ logger = logging.getLogger(__name__)
 
 Verifier = Callable[[dict, str], "bool | None"]  # (prompt record, response) -> passed; None: not checked
 
-CANDIDATES, SHARDS, GENERATIONS, SFT_FILE, PLAN_FILE = "candidates", "shards", "generations", "sft.jsonl", "plan.json"
+CANDIDATES, SHARDS, GENERATIONS, CLAIMS = "candidates", "shards", "generations", "claims"
+SFT_FILE, PLAN_FILE = "sft.jsonl", "plan.json"
 # Settings that fix which samples a shard holds; resuming with other values would mix two experiments.
 PLANNED = ("k", "temperature", "top_p", "max_new_tokens", "system_prompts", "shard_size")
 
@@ -200,11 +202,19 @@ def write_parquet(path: Path, rows: list[dict]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def remove_stale_temps(out: Path) -> None:
-    """Temp files a killed run left behind (never renamed, so never counted)."""
-    for folder in (out / GENERATIONS, out / CANDIDATES, out / SHARDS):
+def remove_stale_temps(out: Path, older_than: float = 0.0) -> None:
+    """Temp files a killed worker left behind (never renamed, so never counted).
+
+    Only those older than ``older_than`` seconds: a live worker may be writing the newer ones.
+    """
+    now = time.time()
+    for folder in (out / GENERATIONS, out / CANDIDATES, out / SHARDS, out / CLAIMS):
         for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
-            tmp.unlink(missing_ok=True)
+            try:
+                if now - tmp.stat().st_mtime >= older_than:
+                    tmp.unlink()
+            except FileNotFoundError:
+                pass
 
 
 def check_plan(out: Path, plan: dict) -> None:
@@ -225,9 +235,9 @@ def check_plan(out: Path, plan: dict) -> None:
 
 def clear(out: Path) -> None:
     """Remove this stage's earlier outputs (for a forced rerun); nothing else in the folder."""
-    for name in (GENERATIONS, CANDIDATES, SHARDS):
+    for name in (GENERATIONS, CANDIDATES, SHARDS, CLAIMS):
         shutil.rmtree(out / name, ignore_errors=True)
-    for name in (SFT_FILE, PLAN_FILE):
+    for name in (SFT_FILE, PLAN_FILE, WORKER_SPEC):
         (out / name).unlink(missing_ok=True)
 
 
@@ -252,13 +262,18 @@ def run_rejection_sampling(sampling_cfg, policy_dir, reward_dir, prompts_path, o
 
 
 def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir, *, seed: int,
-                     verifier: Verifier | None = None, backend=None, scorer=None, device: str = "auto") -> Result:
+                     verifier: Verifier | None = None, backend=None, scorer=None, device: str = "auto",
+                     worker: str | None = None, finish_stage: bool = True) -> Result | None:
     """Rejection-sample ``prompts_path`` with the policy and reward model into ``out_dir``; resumes by shard.
 
     ``verifier`` (prompt record, response) -> bool drops failing samples before selection; by default
     (``sampling.verify_tasks``) prompts that carry a task are checked by the task world. ``backend`` and
     ``scorer`` replace the ones built from ``policy_dir``/``reward_dir`` (and are then not closed here).
-    Writes no manifest (the stage wrapper does); returns the metrics and outputs.
+    Shards are claimed (:class:`~sampling.claims.Claims`), so other workers can share the folder:
+    ``sampling.workers - 1`` local ones are started here, and `workbench sample worker` joins from
+    other machines. With ``finish_stage`` this worker waits until every shard is done (taking over
+    those of workers that died) and returns the metrics and outputs; a helper worker returns None
+    when nothing is left to claim. Writes no manifest (the stage wrapper does).
     """
     cfg, out = sampling_cfg, Path(out_dir)
     if verifier is None and cfg.verify_tasks:
@@ -268,11 +283,83 @@ def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir
     out.mkdir(parents=True, exist_ok=True)
     check_plan(out, {"prompts": hash_path(prompts_path), "seed": seed,
                      **{k: to_dict(getattr(cfg, k)) for k in PLANNED}})
-    remove_stale_temps(out)
-    generate_all(cfg, policy_dir, shards, out, seed=seed, backend=backend, device=device)
-    score_all(cfg, reward_dir, shards, out, verifier=verifier, scorer=scorer, device=device)
+    claims = Claims(out / CLAIMS, worker, cfg.lease_seconds)
+    remove_stale_temps(out, older_than=cfg.lease_seconds)
+    helpers = start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out, seed, device) \
+        if finish_stage and cfg.workers > 1 and verifier in (None, task_verifier) else []
+    try:
+        while True:
+            generate_all(cfg, policy_dir, shards, out, seed=seed, backend=backend, device=device, claims=claims)
+            score_all(cfg, reward_dir, shards, out, verifier=verifier, scorer=scorer, device=device, claims=claims)
+            if all((out / SHARDS / f"{shard_name(i)}.json").exists() for i in range(len(shards))):
+                break
+            if not finish_stage:
+                return None
+            time.sleep(min(5.0, cfg.lease_seconds / 3))  # other workers hold the rest; take over the dead ones'
+    finally:
+        stop_local_workers(helpers)
     return Result(finish(out, len(shards)), {"candidates": out / CANDIDATES, "sft": out / SFT_FILE},
                   {"data_files": f"{CANDIDATES}/*.parquet"})
+
+
+# -- several workers -------------------------------------------------------------------------------
+
+WORKER_SPEC = "worker.json"
+
+
+def write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out: Path, seed: int, device: str) -> Path:
+    """What a helper worker needs to join ``out``: the models, the prompts, the seed and the settings."""
+    return atomic_write_json(out / WORKER_SPEC, {
+        "policy": str(Path(policy_dir).resolve()), "reward": str(Path(reward_dir).resolve()),
+        "prompts": str(Path(prompts_path).resolve()), "seed": seed, "device": device, "sampling": to_dict(cfg)})
+
+
+def start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out: Path, seed: int, device: str) -> list:
+    """``workers - 1`` helper processes on this machine (on CUDA each sees its own tensor_parallel_size GPUs)."""
+    import subprocess
+    import sys
+
+    write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out, seed, device)
+    procs = []
+    for w in range(1, cfg.workers):
+        env = dict(os.environ)
+        if _cuda_count() >= cfg.workers * cfg.tensor_parallel_size:
+            tp = cfg.tensor_parallel_size
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(w * tp, (w + 1) * tp))
+        procs.append(subprocess.Popen([sys.executable, "-m", "sampling.worker", str(out)], env=env))
+    return procs
+
+
+def stop_local_workers(procs: list) -> None:
+    """Wait for the helper workers (they exit when nothing is left to claim); kill any still running."""
+    for proc in procs:
+        try:
+            proc.wait(timeout=60)
+        except Exception:  # noqa: BLE001 - a stuck helper must not keep the stage from finishing
+            proc.kill()
+            proc.wait()
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def run_worker(out_dir: str | Path, worker: str | None = None) -> None:
+    """A helper worker on the stage folder ``out_dir`` (from its worker.json): claim shards until none is left."""
+    from sampling.config import SamplingConfig
+    from workbench.config_base import build
+
+    out = Path(out_dir)
+    spec_path = out / WORKER_SPEC
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"{spec_path}: no worker spec; start the stage first (it writes one when "
+                                "sampling.workers > 1), then the workers")
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    cfg = build(SamplingConfig, spec["sampling"], f"{spec_path}: sampling.")
+    rejection_sample(cfg, spec["policy"], spec["reward"], spec["prompts"], out, seed=spec["seed"],
+                     device=spec["device"], worker=worker, finish_stage=False)
 
 
 def shard_seed(seed: int, index: int) -> int:
@@ -280,60 +367,76 @@ def shard_seed(seed: int, index: int) -> int:
     return random.Random(f"{seed}:shard:{index}").randrange(2**31)
 
 
-def generate_all(cfg, policy_dir, shards: list[list[dict]], out: Path, *, seed: int, backend, device: str) -> None:
-    """Phase 1: generate every shard that has no generations file yet; start the engine only if needed."""
+def generate_all(cfg, policy_dir, shards: list[list[dict]], out: Path, *, seed: int, backend, device: str,
+                 claims: Claims) -> None:
+    """Phase 1: generate every shard with no generations file yet that this worker can claim.
+
+    The engine starts only once a shard is claimed.
+    """
     from sampling.backends import make_backend
 
     todo = [i for i in range(len(shards))
             if not (out / GENERATIONS / f"{shard_name(i)}.jsonl").exists()
             and not (out / SHARDS / f"{shard_name(i)}.json").exists()]
-    if not todo:
-        return
     owned = backend is None
-    backend = make_backend(cfg, policy_dir, device=device) if owned else backend
     try:
         for i in todo:
-            rows = generate_shard(backend, shards[i], cfg, shard_seed(seed, i))
-            write_jsonl(rows, out / GENERATIONS / f"{shard_name(i)}.jsonl")
+            key = f"generate-{shard_name(i)}"
+            if (out / GENERATIONS / f"{shard_name(i)}.jsonl").exists() or not claims.try_claim(key):
+                continue
+            with claims.holding(key):
+                if backend is None:
+                    backend = make_backend(cfg, policy_dir, device=device)
+                rows = generate_shard(backend, shards[i], cfg, shard_seed(seed, i))
+                write_jsonl(rows, out / GENERATIONS / f"{shard_name(i)}.jsonl")
             logger.info("generated %s (%d prompts, %d samples)", shard_name(i), len(shards[i]), len(rows))
     finally:
-        if owned:
+        if owned and backend is not None:
             backend.close()
 
 
-def score_all(cfg, reward_dir, shards: list[list[dict]], out: Path, *, verifier, scorer, device: str) -> None:
-    """Phase 2: score, verify and select every generated shard that has no record yet."""
-    todo = [i for i in range(len(shards)) if not (out / SHARDS / f"{shard_name(i)}.json").exists()]
-    if not todo:
-        return
+def score_all(cfg, reward_dir, shards: list[list[dict]], out: Path, *, verifier, scorer, device: str,
+              claims: Claims) -> None:
+    """Phase 2: score, verify and select every generated shard with no record yet that this worker can claim."""
+    todo = [i for i in range(len(shards)) if not (out / SHARDS / f"{shard_name(i)}.json").exists()
+            and (out / GENERATIONS / f"{shard_name(i)}.jsonl").exists()]
     owned = scorer is None
-    if owned:
-        from reward.scoring import RewardScorer
-        from workbench.modeling import resolve_device
-
-        scorer = RewardScorer(reward_dir, device=resolve_device(device), batch_size=cfg.reward_batch_size)
     (out / CANDIDATES).mkdir(parents=True, exist_ok=True)
     try:
         for i in todo:
-            rows = list(iter_jsonl(out / GENERATIONS / f"{shard_name(i)}.jsonl"))
-            by_id = {r["id"]: r for r in shards[i]}
-            start = time.perf_counter()
-            score_shard(rows, by_id, scorer, verifier)
-            score_time = time.perf_counter() - start
-            for row in rows:
-                row.update(shard=i, messages=by_id[row["prompt_id"]]["messages"])
-            write_parquet(out / CANDIDATES / f"{shard_name(i)}.parquet", rows)
-            checked = [r["verified"] for r in rows if r["verified"] is not None]
-            atomic_write_json(out / SHARDS / f"{shard_name(i)}.json", {
-                "shard": i, "prompt_ids": list(by_id), "num_candidates": len(rows),
-                "num_tokens": sum(r["num_tokens"] for r in rows),
-                "gen_time_s": sum(r["gen_time_s"] for r in rows) / cfg.k, "score_time_s": score_time,
-                "verifier_checked": len(checked), "verifier_passed": sum(checked),
-            })
-            logger.info("scored %s", shard_name(i))
+            key = f"score-{shard_name(i)}"
+            if (out / SHARDS / f"{shard_name(i)}.json").exists() or not claims.try_claim(key):
+                continue
+            if scorer is None:
+                from reward.scoring import RewardScorer
+                from workbench.modeling import resolve_device
+
+                scorer = RewardScorer(reward_dir, device=resolve_device(device), batch_size=cfg.reward_batch_size)
+            with claims.holding(key):
+                score_one(cfg, shards[i], i, out, verifier, scorer, claims.worker)
     finally:
-        if owned and hasattr(scorer, "close"):
+        if owned and scorer is not None and hasattr(scorer, "close"):
             scorer.close()
+
+
+def score_one(cfg, shard: list[dict], i: int, out: Path, verifier, scorer, worker: str) -> None:
+    """Score, verify and select one generated shard; write its candidates, then its record."""
+    rows = list(iter_jsonl(out / GENERATIONS / f"{shard_name(i)}.jsonl"))
+    by_id = {r["id"]: r for r in shard}
+    start = time.perf_counter()
+    score_shard(rows, by_id, scorer, verifier)
+    score_time = time.perf_counter() - start
+    for row in rows:
+        row.update(shard=i, messages=by_id[row["prompt_id"]]["messages"])
+    write_parquet(out / CANDIDATES / f"{shard_name(i)}.parquet", rows)
+    checked = [r["verified"] for r in rows if r["verified"] is not None]
+    atomic_write_json(out / SHARDS / f"{shard_name(i)}.json", {
+        "shard": i, "prompt_ids": list(by_id), "num_candidates": len(rows),
+        "num_tokens": sum(r["num_tokens"] for r in rows),
+        "gen_time_s": sum(r["gen_time_s"] for r in rows) / cfg.k, "score_time_s": score_time,
+        "verifier_checked": len(checked), "verifier_passed": sum(checked), "worker": worker,
+    })
+    logger.info("scored %s", shard_name(i))
 
 
 def finish(out: Path, num_shards: int) -> dict[str, Any]:
@@ -347,6 +450,8 @@ def finish(out: Path, num_shards: int) -> dict[str, Any]:
     write_jsonl([{"messages": [*r["messages"], {"role": "assistant", "content": r["text"]}],
                   "prompt_id": r["prompt_id"], "score": r["score"]} for r in chosen], out / SFT_FILE)
     shutil.rmtree(out / GENERATIONS, ignore_errors=True)
+    taken_over = len(list((out / CLAIMS).glob("*.stale-*"))) if (out / CLAIMS).is_dir() else 0
+    shutil.rmtree(out / CLAIMS, ignore_errors=True)
     records = [json.loads((out / SHARDS / f"{shard_name(i)}.json").read_text()) for i in range(num_shards)]
     gen_time = sum(r["gen_time_s"] for r in records)
     checked = sum(r["verifier_checked"] for r in records)
@@ -354,6 +459,7 @@ def finish(out: Path, num_shards: int) -> dict[str, Any]:
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
     return {
         "num_prompts": len(prompts),
+        "claims_taken_over": taken_over,  # pieces of work a worker took over from one that stopped
         "num_candidates": len(rows),
         "num_selected": len(chosen),
         "prompts_without_passing_sample": len(prompts) - len(chosen),
