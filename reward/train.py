@@ -24,9 +24,8 @@ from workbench.preferences import Preference
 def load_reward_base(base_dir: str | Path, device: str = "cpu"):
     """The base model with a fresh one-output score head (LlamaForSequenceClassification) and its tokenizer."""
     from transformers import AutoModelForSequenceClassification
-    from trl.trainer.reward_trainer import suppress_seqcls_warning
-
     from workbench.tokenizer import load_tokenizer
+    from workbench.trl_private import suppress_seqcls_warning
 
     tokenizer = load_tokenizer(base_dir)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32

@@ -14,11 +14,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from trl import RewardTrainer
-from trl.trainer.utils import pad
-
 from reward.data import PACKED_COLUMNS
 from workbench.masking import document_mask
+from workbench.trl_private import RewardTrainerHooks, pad
 
 
 def bradley_terry_loss(better: torch.Tensor, worse: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
@@ -81,24 +79,18 @@ class RankedRowsCollator:
         }
 
 
-class RankedRowsRewardTrainer(RewardTrainer):
+class RankedRowsRewardTrainer(RewardTrainerHooks):
     """TRL's RewardTrainer on packed multi-response rows (Llama 3): one forward per prompt, loss over all pairs.
 
     Takes the dataset of :func:`reward.data.packed_rows` and :class:`RankedRowsCollator`; logs
     the same metrics as RewardTrainer (accuracy, margin, rewards, tokens) over every pair.
     """
 
+    input_columns = tuple(PACKED_COLUMNS)  # rows come tokenized and length-filtered from reward.data.packed_rows
+
     def __init__(self, *args, use_margin: bool = False, **kwargs):
         self.use_margin = use_margin
         super().__init__(*args, **kwargs)
-
-    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-        """Rows come tokenized and length-filtered from :func:`reward.data.packed_rows`."""
-        return dataset
-
-    def _set_signature_columns_if_needed(self):
-        if self._signature_columns is None:
-            self._signature_columns = list(PACKED_COLUMNS)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Bradley-Terry loss over every ranked pair of every row in the batch."""
@@ -117,15 +109,13 @@ class RankedRowsRewardTrainer(RewardTrainer):
 
     def _log_metrics(self, mode: str, inputs, rewards, better, worse) -> None:
         if mode == "train":
-            tokens = (inputs["segment_ids"] >= 0).sum()
-            self._total_train_tokens += self.accelerator.gather_for_metrics(tokens).sum().item()
-        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            self.count_train_tokens(self.accelerator.gather_for_metrics((inputs["segment_ids"] >= 0).sum()).sum().item())
+        self.log_metric(mode, "num_tokens", self.train_tokens, replace=True)
         with torch.no_grad():
             rewards = self.accelerator.gather_for_metrics(rewards)
-            self._metrics[mode]["min_reward"].append(rewards.min().item())
-            self._metrics[mode]["mean_reward"].append(rewards.mean().item())
-            self._metrics[mode]["max_reward"].append(rewards.max().item())
-            accuracy = self.accelerator.gather_for_metrics((better > worse).float().mean()).mean().item()
-            self._metrics[mode]["accuracy"].append(accuracy)
-            margin = self.accelerator.gather_for_metrics((better - worse).mean()).mean().item()
-            self._metrics[mode]["margin"].append(margin)
+            self.log_metric(mode, "min_reward", rewards.min().item())
+            self.log_metric(mode, "mean_reward", rewards.mean().item())
+            self.log_metric(mode, "max_reward", rewards.max().item())
+            gather = self.accelerator.gather_for_metrics
+            self.log_metric(mode, "accuracy", gather((better > worse).float().mean()).mean().item())
+            self.log_metric(mode, "margin", gather((better - worse).mean()).mean().item())

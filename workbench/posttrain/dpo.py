@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
-from trl import DPOTrainer
-from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from workbench.chat import formatting_token_ids
 from workbench.preferences import STRONG_LEVELS, Preference
+from workbench.trl_private import DataCollatorForPreference, DPOTrainerHooks
 
 
 def preference_pairs(preferences: Iterable[Preference], levels: Iterable[str] = STRONG_LEVELS
@@ -101,7 +100,7 @@ class _Recorder(torch.nn.Module):
         return out
 
 
-class ModifiedDPOTrainer(DPOTrainer):
+class ModifiedDPOTrainer(DPOTrainerHooks):
     """DPOTrainer with formatting tokens masked and a per-sequence NLL term on the chosen response."""
 
     def __init__(self, *args, masked_token_ids: Iterable[int] = (), nll_coef: float = 0.0, **kwargs):
@@ -114,9 +113,8 @@ class ModifiedDPOTrainer(DPOTrainer):
                                    pad_to_multiple_of=config.pad_to_multiple_of, masked_ids=self.masked_token_ids)
         super().__init__(*args, data_collator=collator, **kwargs)
 
-    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-        """Tokenize as TRL does, then skip (and count) pairs left with no trainable token."""
-        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+    def filter_prepared(self, dataset, args, dataset_name: str):
+        """After TRL tokenized the pairs, skip (and count) those left with no trainable token."""
         keep = [i for i, row in enumerate(dataset) if self._has_tokens(row, args.max_length, args.truncation_mode)]
         self.skipped_rows[dataset_name] = len(dataset) - len(keep)
         if not keep:
@@ -130,10 +128,10 @@ class ModifiedDPOTrainer(DPOTrainer):
                        for t in kept_completion(row["prompt_ids"], row[key], max_length, truncation_mode))
                    for key in ("chosen_ids", "rejected_ids"))
 
-    def _compute_loss(self, model, inputs, return_outputs):
+    def step_loss(self, model, inputs, return_outputs):
         """TRL's DPO loss (on the masked completion) plus ``nll_coef`` x the mean per-sequence NLL of chosen."""
         recorder = _Recorder(model)
-        result = super()._compute_loss(recorder, inputs, return_outputs)
+        result = self.trl_step_loss(recorder, inputs, return_outputs)
         if not self.nll_coef:
             return result
         loss, outputs = result if return_outputs else (result, None)
@@ -143,7 +141,7 @@ class ModifiedDPOTrainer(DPOTrainer):
         nll = -(chosen_logps * chosen_mask).sum(dim=1) / chosen_mask.sum(dim=1).clamp(min=1)
         loss = loss + self.nll_coef * nll.mean()
         mode = "train" if self.model.training else "eval"
-        self._metrics[mode]["nll"].append(self.accelerator.gather(nll.detach()).mean().item())
+        self.log_metric(mode, "nll", self.accelerator.gather(nll.detach()).mean().item())
         return (loss, outputs) if return_outputs else loss
 
 
