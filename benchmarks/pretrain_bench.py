@@ -32,10 +32,11 @@ from rounds.full_config import WorkbenchConfig
 from workbench.config_base import build
 from workbench.masking import document_mask
 from workbench.modeling import count_parameters, create_model
-from workbench.pretrain.cli import run_pretrain
+from workbench.pretrain.stage import STAGE as PRETRAIN
 from workbench.pretrain.packing import TokenStream, next_batch
 from workbench.pretrain.train import load_corpora, read_log
 from workbench.rundir import RunDir
+from workbench.stage import run_stage
 from workbench.tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 
 
@@ -82,7 +83,7 @@ def workbench_loop(root: Path, size: str, seq_len: int, batch: int, steps: int, 
         "pretrain": {"max_steps": steps, "warmup_steps": 2, "anneal_steps": 0, "anneal_average": 1,
                      "ramp": [[0, seq_len, batch]], "eval_interval": 0, "eval_tokens": 512,
                      "checkpoint_interval": 10**6, "compile": compile}}, "bench:")
-    run_pretrain(cfg, RunDir(root), force=True)
+    run_stage(PRETRAIN, cfg, RunDir(root), force=True)
     return float(np.median([r["tokens_per_s"] for r in read_log(root / "base")[3:]]))
 
 

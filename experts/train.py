@@ -69,12 +69,15 @@ def prepare_corpus(cfg, run: RunDir, domain: str, force: bool = False) -> dict:
 
 
 def continue_pretraining(cfg, run: RunDir, domain: str, force: bool = False) -> Path:
-    """Continued pretraining of the base on the domain-heavy corpus; returns the model folder."""
-    from workbench.pretrain.cli import run_pretrain
+    """Continued pretraining of the base on the domain-heavy corpus (the pretraining stage); returns the model."""
+    from workbench.pretrain.stage import STAGE
+    from workbench.stage import run_stage
 
     if not run.is_done("base"):
         raise FileNotFoundError(f"{run.base}: no finished base model; run `workbench pretrain` first")
-    return run_pretrain(cpt_config(cfg, run, domain), cpt_run(run, domain), force=force)
+    sub = cpt_run(run, domain)
+    run_stage(STAGE, cpt_config(cfg, run, domain), sub, force=force)
+    return sub.base
 
 
 def curated_demonstrations(cfg, domain: str) -> tuple[list[dict], dict]:

@@ -16,7 +16,7 @@ from reward.config import RewardConfig
 from rounds.config import BootstrapConfig, RoundsConfig
 from sampling.config import SamplingConfig
 from workbench.config import DistributedConfig, EvalConfig, ModelConfig, TokenizerConfig, TrackingConfig
-from workbench.config_base import apply_overrides, build, check_run_name, field, read_yaml
+from workbench.config_base import ConfigError, apply_overrides, build, check_run_name, field, read_yaml
 from workbench.data.config import DataConfig
 from workbench.posttrain.config import AveragingConfig, DPOConfig, SFTConfig
 from workbench.pretrain.config import PretrainConfig
@@ -51,8 +51,12 @@ class WorkbenchConfig:
     eval: EvalConfig = field(EvalConfig(), EvalConfig.__doc__)
 
     def validate(self) -> None:
-        """The run name is one plain folder name, so runs/<name> stays under runs/."""
+        """The run name is one plain folder name; pretraining's global batches split over the processes."""
         check_run_name(self.name)
+        processes = self.distributed.num_processes * self.distributed.num_machines
+        if self.distributed.strategy != "none" and any(batch % processes for _, _, batch in self.pretrain.ramp):
+            raise ConfigError(f"pretrain.ramp: every batch_size must be a multiple of the {processes} processes "
+                              "(distributed.num_processes x num_machines)")
 
     @property
     def run_path(self) -> Path:

@@ -10,10 +10,7 @@ never mixes outputs.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-from rounds.stages import ROUND_STAGES, bootstrap
+from rounds.stages import ROUND_STAGES, base, bootstrap, data, pretrain, tokenizer
 from rounds.stages.common import log
 from workbench import tracking
 from workbench.rundir import RunDir, StageWaiting
@@ -33,35 +30,12 @@ class Orchestrator:
     # -- the pipeline ------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Data, tokenizer, base model and the bootstrap policy (each skipped when done)."""
-        from workbench.data.build import build_data
-        from workbench.pretrain.cli import run_pretrain
-        from workbench.stages import train_run_tokenizer
-
-        if self.cfg.model.path is None:
-            log("data: building the pretraining corpus")
-            build_data(self.cfg, self.run, force=False)
-        log("tokenizer")
-        train_run_tokenizer(self.cfg, self.run)
-        if self.cfg.model.path is None:
-            log("pretrain: the base model")
-            run_pretrain(self.cfg, self.run, force=False)
-        else:
-            self._adopt_base(Path(self.cfg.model.path))
-        self._bootstrap()
-        self._experts()
-
-    def _adopt_base(self, path: Path) -> None:
-        """Use a user's own HF causal LM as ``base/``."""
-        if self.run.is_done("base"):
-            return
-        with self.run.stage("base", config=self.cfg.model, inputs={"model": path}) as st:
-            shutil.copytree(path, st.path, dirs_exist_ok=True)
-            st.output("model", st.path)
-
-    def _bootstrap(self) -> None:
-        """SFT of the base on curated demonstrations: the first chat policy (rounds/stages/bootstrap.py)."""
+        """Data, tokenizer, base model (pretrained, or the user's adopted) and the bootstrap policy; then experts."""
+        own_model = self.cfg.model.path is not None
+        for stage in (tokenizer, base) if own_model else (data, tokenizer, pretrain):
+            run_stage(stage.STAGE, self.cfg, self.run, log=log)
         run_stage(bootstrap.STAGE, self.cfg, self.run, log=log)
+        self._experts()
 
     def _experts(self) -> None:
         """Train the enabled capability experts before the rounds (each skipped when done)."""

@@ -36,6 +36,7 @@ class StageContext:
     run: RunDir
     out: Path
     round: int | None = None
+    force: bool = False  # asked to redo the stage: drop its resume state (checkpoints, partial outputs)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def run_stage(stage: Stage, cfg, run: RunDir, n: int | None = None, *, force: bo
         return previous["metrics"]
     if log is not None:
         log(f"round {n}: {stage.name}" if n is not None else stage.name)
-    ctx = StageContext(cfg, run, out, n)
+    ctx = StageContext(cfg, run, out, n, force)
     section = config if config is not None else (getattr(cfg, stage.section) if stage.section else None)
     with run.stage(out.relative_to(run.root), config=section, inputs=stage.inputs(ctx)) as st:
         result = stage.run(ctx)
@@ -75,8 +76,9 @@ def run_stage(stage: Stage, cfg, run: RunDir, n: int | None = None, *, force: bo
         for name, path in result.outputs.items():
             st.output(name, path)
         st.extra.update(result.extra)
-    if getattr(cfg, "tracking", None) is not None:
+    if getattr(cfg, "tracking", None) is not None and cfg.tracking.backend != "none":
         from workbench import tracking
 
-        tracking.log_stage(cfg, stage.name, st.metrics, round=n)
+        with tracking.using_run_dir(run.tracking):  # the run's own database, also from a stage command
+            tracking.log_stage(cfg, stage.name, st.metrics, round=n)
     return st.metrics

@@ -14,8 +14,9 @@ from workbench import tasks
 from rounds.full_config import WorkbenchConfig
 from workbench.config_base import ConfigError, build
 from workbench.jsonl import read_jsonl
-from workbench.pretrain.cli import run_pretrain
+from workbench.pretrain.stage import STAGE as PRETRAIN_STAGE
 from workbench.rundir import RunDir, read_manifest
+from workbench.stage import run_stage
 
 PRETRAIN = {"max_steps": 4, "warmup_steps": 1, "anneal_steps": 0, "anneal_average": 1, "ramp": [[0, 64, 4]],
             "eval_interval": 0, "eval_tokens": 512, "checkpoint_interval": 100}
@@ -59,7 +60,7 @@ def tiny_run(tmp_path_factory, tiny_tokenizer_dir):
     write_documents(root / "data" / "train.jsonl", 40, seed=1)
     write_documents(root / "data" / "heldout.jsonl", 3, seed=2)
     cfg = config(root)
-    run_pretrain(cfg, RunDir(root))
+    run_stage(PRETRAIN_STAGE, cfg, RunDir(root))
     return cfg, RunDir(root)
 
 

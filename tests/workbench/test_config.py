@@ -147,3 +147,9 @@ def test_run_dir_from_the_command_line_is_a_string_whatever_yaml_would_read(run_
     import yaml
 
     assert yaml.safe_load(capsys.readouterr().out)["run_dir"] == run_dir
+
+
+def test_pretraining_batches_must_split_over_the_processes():
+    with pytest.raises(ConfigError, match="pretrain.ramp: every batch_size must be a multiple of the 2 processes"):
+        load_config(None, ["distributed.strategy=ddp", "distributed.num_processes=2", "pretrain.ramp=[[0, 64, 3]]"])
+    load_config(None, ["distributed.strategy=ddp", "distributed.num_processes=2", "pretrain.ramp=[[0, 64, 4]]"])

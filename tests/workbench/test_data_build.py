@@ -18,7 +18,7 @@ def _config(run_dir, *more):
 def built(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     cfg = _config(run_dir)
-    return cfg, RunDir(run_dir), build_data(cfg, RunDir(run_dir), progress=False)
+    return cfg, RunDir(run_dir), build_data(cfg, RunDir(run_dir))
 
 
 def _read(path):
@@ -99,7 +99,7 @@ def test_an_interrupted_build_leaves_no_data_and_no_done_manifest(tmp_path, monk
     cfg = _config(tmp_path, "data.num_documents=40", "data.classifier_seed_docs=40")
     run = RunDir(tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        build_data(cfg, run, progress=False)
+        build_data(cfg, run)
     assert not (run.data / "train.jsonl").exists()
     assert read_manifest(run.data)["status"] == "failed"
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())

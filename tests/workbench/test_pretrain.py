@@ -103,7 +103,6 @@ def test_average_of_snapshots_is_the_mean(tmp_path, tiny_tokenizer):
 
 @pytest.mark.parametrize("fields, message", [
     ({"ramp": [[5, 64, 8]]}, "ramp"),
-    ({"ramp": [[0, 64, 3]], "num_processes": 2}, "multiple of num_processes"),
     ({"anneal_average": 9, "anneal_steps": 4}, "anneal_average"),
     ({"warmup_steps": 500, "max_steps": 100}, "warmup_steps"),
 ])

@@ -1,4 +1,4 @@
-"""`workbench pretrain` end to end on a tiny model: output, resume after SIGKILL, 2 processes == 1."""
+"""`workbench pretrain` end to end on a tiny model: output, resume after SIGKILL, 2 launched processes == 1."""
 
 import json
 import os
@@ -16,9 +16,10 @@ import yaml
 from workbench import tasks
 from rounds.full_config import WorkbenchConfig
 from workbench.config_base import build
-from workbench.pretrain.cli import run_pretrain
+from workbench.pretrain.stage import STAGE as PRETRAIN
 from workbench.pretrain.train import read_log
 from workbench.rundir import RunDir, read_manifest
+from workbench.stage import run_stage
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +53,15 @@ def make_run(root: Path, tokenizer_dir: Path) -> Path:
     return root
 
 
-def config(run_root: Path, **pretrain):
-    data = {**SETTINGS, "run_dir": str(run_root), "pretrain": {**SETTINGS["pretrain"], **pretrain}}
+def config(run_root: Path, distributed: dict | None = None, **pretrain):
+    data = {**SETTINGS, "run_dir": str(run_root), "pretrain": {**SETTINGS["pretrain"], **pretrain},
+            "distributed": distributed or {}}
     return build(WorkbenchConfig, data, "test:")
+
+
+def run_pretrain(cfg, run: RunDir) -> None:
+    """The pretraining stage as the orchestrator and `workbench pretrain` run it."""
+    run_stage(PRETRAIN, cfg, run)
 
 
 def config_file(run_root: Path) -> Path:
@@ -126,7 +133,7 @@ def test_run_killed_mid_way_resumes_and_matches_the_uninterrupted_run(reference,
 
 def test_two_processes_give_the_result_of_one(reference, tmp_path, tiny_tokenizer_dir):
     root = make_run(tmp_path / "two", tiny_tokenizer_dir)
-    run_pretrain(config(root, num_processes=2), RunDir(root))
+    run_pretrain(config(root, distributed={"strategy": "ddp", "num_processes": 2}), RunDir(root))
     assert read_manifest(root / "base")["metrics"]["processes"] == 2
     assert losses(root) == pytest.approx(losses(reference), abs=1e-4)
     expected = weights(reference)

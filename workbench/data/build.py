@@ -20,8 +20,7 @@ from workbench.data.noise import plant_noise
 from workbench.data.pipeline import clean_corpus
 from workbench.data.report import build_report, render_markdown
 from workbench.rundir import RunDir, atomic_dir, atomic_write_json, atomic_write_text
-
-STAGE = "data"
+from workbench.stage import Result, Stage, StageContext, run_stage
 
 
 def select_anneal(docs: list[Doc], fraction: float) -> list[Doc]:
@@ -89,25 +88,28 @@ def write_corpus(result: dict, folder: Path) -> dict[str, Path]:
         "report": folder / "report.json", "report_md": folder / "report.md"}
 
 
-def build_data(cfg, run: RunDir, force: bool = False, progress: bool = True) -> Path:
+def build_corpus(ctx: StageContext) -> Result:
+    """The data stage's work: generate, plant noise, clean and mix into ``ctx.out`` (replaced in one rename)."""
+    result = make_corpus(ctx.cfg.data, progress=True)
+    with atomic_dir(ctx.out) as tmp:
+        paths = write_corpus(result, tmp)
+    report = result["report"]
+    return Result({
+        "raw_documents": report["raw"]["documents"],
+        "train_documents": report["outputs"]["train"]["documents"],
+        "train_chars": report["outputs"]["train"]["chars"],
+        "near_dup_recall": report["recall"].get("near_dup"),
+        "low_quality_recall": report["recall"].get("low_quality"),
+        "clean_removed": report["clean_removed"]["fraction"],
+        "mix_max_abs_dev": report["mix"]["max_abs_dev"],
+        "passed": report["passed"],
+    }, {name: ctx.out / path.name for name, path in paths.items()})
+
+
+STAGE = Stage("data", "data", lambda ctx: {}, build_corpus, folder=lambda run, n: run.data)
+
+
+def build_data(cfg, run: RunDir, force: bool = False) -> Path:
     """Build ``runs/<name>/data/`` from ``cfg.data`` (skipped when done unless ``force``); returns it."""
-    if run.is_done(STAGE) and not force:
-        return run.data
-    with run.stage(STAGE, config=cfg.data, inputs={}) as st:
-        result = make_corpus(cfg.data, progress=progress)
-        with atomic_dir(run.data) as tmp:
-            paths = write_corpus(result, tmp)
-        for name, path in paths.items():
-            st.output(name, run.data / path.name)
-        report = result["report"]
-        st.metrics.update({
-            "raw_documents": report["raw"]["documents"],
-            "train_documents": report["outputs"]["train"]["documents"],
-            "train_chars": report["outputs"]["train"]["chars"],
-            "near_dup_recall": report["recall"].get("near_dup"),
-            "low_quality_recall": report["recall"].get("low_quality"),
-            "clean_removed": report["clean_removed"]["fraction"],
-            "mix_max_abs_dev": report["mix"]["max_abs_dev"],
-            "passed": report["passed"],
-        })
+    run_stage(STAGE, cfg, run, force=force)
     return run.data

@@ -38,7 +38,6 @@ class PretrainConfig:
     eval_tokens: int = field(16384, "most held-out tokens per domain per evaluation")
     checkpoint_interval: int = field(50, "steps between resumable checkpoints (model, optimizer, RNG, data position)")
     keep_checkpoints: bool = field(False, "keep base/checkpoints/ after success (else it is removed)")
-    num_processes: int = field(1, "processes (accelerate launch); the global batch is split between them")
     seed: int | None = field(None, "seed of the model's init and the data order (null: the run's seed)")
     log_interval: int = field(1, "steps between tracker logs")
     compile: bool = field(False, "torch.compile the training step's forward pass and loss (inductor); "
@@ -63,7 +62,5 @@ class PretrainConfig:
             raise ConfigError(f"ramp: from_step values {starts} must start at 0 and increase")
         if any(seq_len < 2 or batch < 1 for _, seq_len, batch in self.ramp):
             raise ConfigError("ramp: seq_len must be >= 2 and batch_size >= 1")
-        if self.checkpoint_interval < 1 or self.num_processes < 1 or self.log_interval < 1:
-            raise ConfigError("checkpoint_interval, num_processes, log_interval: must be >= 1")
-        if any(batch % self.num_processes for _, _, batch in self.ramp):
-            raise ConfigError(f"ramp: every batch_size must be a multiple of num_processes ({self.num_processes})")
+        if self.checkpoint_interval < 1 or self.log_interval < 1:
+            raise ConfigError("checkpoint_interval, log_interval: must be >= 1")

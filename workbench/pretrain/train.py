@@ -35,7 +35,7 @@ from workbench.tokenizer import load_tokenizer
 REPORT = "pretrain_report.json"
 LOG = "train_log.jsonl"
 # Settings a checkpoint may be resumed under even if they changed since it was written.
-RESUMABLE_CHANGES = {"num_processes", "micro_batch_size", "checkpoint_interval", "keep_checkpoints",
+RESUMABLE_CHANGES = {"micro_batch_size", "checkpoint_interval", "keep_checkpoints",
                      "log_interval", "eval_interval", "compile"}
 
 
@@ -193,8 +193,11 @@ def read_log(stage_dir: Path) -> list[dict]:
 
 # -- the run ---------------------------------------------------------------------------------------
 
-def pretrain(cfg, run: RunDir, force: bool = False) -> Path:
-    """Pretrain, or resume, the base model into ``runs/<name>/base/`` (call it in every process)."""
+def pretrain(cfg, run: RunDir, force: bool = False) -> dict:
+    """Pretrain, or resume, the base model into ``runs/<name>/base/`` (call it in every process); its metrics.
+
+    Writes no manifest: the stage wrapper does (:mod:`workbench.pretrain.stage`).
+    """
     device = cfg.resolved_device()
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if device == "cuda" else "no")
     main = accelerator.is_main_process
@@ -204,18 +207,9 @@ def pretrain(cfg, run: RunDir, force: bool = False) -> Path:
     if main and cfg.tracking.backend == "trackio":
         tracking.use_run_dir(run.tracking)
     accelerator.wait_for_everyone()
-    inputs = {"tokenizer": run.tokenizer, **{f: run.data / f"{f}.jsonl" for f in ("train", "anneal", "heldout")}}
-    inputs = {k: v for k, v in inputs.items() if v.exists() or k != "anneal"}
-    stage = run.stage("base", config=cfg.pretrain, inputs=inputs) if main else contextlib.nullcontext()
-    with stage as st:
-        metrics = train(cfg, run, accelerator)
-        if main:
-            st.extra["model"] = to_dict(cfg.model)
-            st.metrics.update(metrics)
-            for name in ("config.json", "model.safetensors", REPORT, LOG):
-                st.output(name, run.base / name)
+    metrics = train(cfg, run, accelerator)
     accelerator.wait_for_everyone()
-    return run.base
+    return metrics
 
 
 def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
