@@ -152,11 +152,15 @@ def generate_shard(backend, records: list[dict], cfg, seed: int) -> list[dict]:
 
 
 def select_best(rows: list[dict]) -> None:
-    """Mark, per prompt, the highest-scoring sample that did not fail the verifier as ``chosen``."""
+    """Mark, per prompt, the highest-scoring sample that stopped and did not fail the verifier as ``chosen``.
+
+    A sample cut off at ``max_new_tokens`` never wins, whatever its last line: SFT on it would teach
+    the policy to stop mid-sentence.
+    """
     best: dict[str, dict] = {}
     for row in rows:
         row["chosen"] = False
-        if row["verified"] is False:
+        if row["verified"] is False or row.get("finish_reason") == "length":
             continue
         current = best.get(row["prompt_id"])
         if current is None or row["score"] > current["score"]:
@@ -468,6 +472,7 @@ def finish(out: Path, num_shards: int) -> dict[str, Any]:
         "verifier_pass_rate": sum(r["verifier_passed"] for r in records) / checked if checked else None,
         "mean_tokens": mean([r["num_tokens"] for r in rows]),
         "stop_rate": mean([r["finish_reason"] == "stop" for r in rows]),
+        "unfinished_samples": sum(r["finish_reason"] == "length" for r in rows),  # never selected
         "generation_time_s": gen_time,
         "scoring_time_s": sum(r["score_time_s"] for r in records),
         "samples_per_s": len(rows) / gen_time if gen_time else None,

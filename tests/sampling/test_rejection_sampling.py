@@ -46,6 +46,14 @@ def test_select_best_keeps_the_top_score_among_passing_samples():
     assert [r["chosen"] for r in rows] == [False, True, False, False]
 
 
+def test_a_sample_cut_off_at_max_new_tokens_is_never_chosen():
+    rows = [{"prompt_id": "a", "score": 9.0, "verified": True, "finish_reason": "length"},
+            {"prompt_id": "a", "score": 1.0, "verified": True, "finish_reason": "stop"},
+            {"prompt_id": "b", "score": 5.0, "verified": None, "finish_reason": "length"}]
+    select_best(rows)
+    assert [r["chosen"] for r in rows] == [False, True, False]
+
+
 def test_a_prompts_identical_samples_are_verified_once():
     class LengthScorer:
         def score(self, prompts, responses):
