@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 KILL_AT = ("rounds", "round_01", "samples")
 SHARD_SIZE = 4  # smoke.yaml's 24 rejection-sampling prompts in 6 shards, so the kill lands between two of them
+LEASE_SECONDS = 15  # the killed attempt's claim on the shard it was scoring expires after this (default: 300)
 # Seconds each attempt may take: the smoke run's pretraining alone went from about a minute to 50 on a
 # 2-core machine shared with other jobs, so a busy machine raises it (not the default, which catches a hang).
 ATTEMPT_TIMEOUT = float(os.environ.get("WORKBENCH_E2E_TIMEOUT", "1500"))
@@ -33,7 +34,8 @@ ATTEMPT_TIMEOUT = float(os.environ.get("WORKBENCH_E2E_TIMEOUT", "1500"))
 
 def demo_command(run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "rounds.main", "demo", "--config", str(ROOT / "configs" / "smoke.yaml"),
-            "--run-dir", str(run_dir), "--set", "tracking.backend=none", "--set", f"sampling.shard_size={SHARD_SIZE}"]
+            "--run-dir", str(run_dir), "--set", "tracking.backend=none", "--set", f"sampling.shard_size={SHARD_SIZE}",
+            "--set", f"sampling.lease_seconds={LEASE_SECONDS}"]
 
 
 def wait_for_shard(samples: Path, proc: subprocess.Popen, timeout: float) -> None:
@@ -115,6 +117,8 @@ def test_the_shards_finished_before_the_kill_are_kept_and_the_rest_are_done_afte
         assert after[name] == (content, inode, mtime), f"{name} was written again on resume"
     records = [json.loads(content) for name, (content, _, _) in after.items() if name.startswith("shards/")]
     assert len(records) == num_shards
+    killed_worker = {json.loads(before[name][0])["worker"] for name in finished}
+    assert len(killed_worker) == 1 and {r["worker"] for r in records} - killed_worker  # the resume did the rest
     assert sorted(pid for r in records for pid in r["prompt_ids"]) == sorted(prompt_ids)
     metrics = read_manifest(samples)["metrics"]
     assert metrics["num_prompts"] == len(prompt_ids)
