@@ -93,8 +93,8 @@ class SFTConfig(_TrainerSection):
 
     init_from: str = field("base", "model SFT starts from: base (the pretrained model, as in Llama 3), "
                                    "policy (the previous round's) or a model folder")
-    packing: bool = field(False, "pack rows into max_length sequences (TRL bfd; isolates documents only "
-                                 "with flash-attention, so keep off on the CPU)")
+    packing: bool = field(True, "pack each batch's conversations into shared rows with document masks "
+                                "(same steps and loss, no padding)")
 
 
 @dataclass

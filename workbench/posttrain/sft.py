@@ -4,9 +4,9 @@ Rows are conversations ``{"messages": [{"role": ..., "content": ...}, ...]}`` (t
 best responses plus curated data). The workbench's chat template marks every assistant turn with
 ``{% generation %}``, so TRL's ``assistant_only_loss`` masks the system/user turns and the headers and
 trains on the assistant's content and its ``<|eot_id|>`` (the model learns to stop). Llama 3 starts
-SFT from the pretrained base; ``init_dir`` may be any causal LM folder. With ``packing`` several
-conversations share a row, each attending only to itself (:mod:`workbench.posttrain.sft_packing`),
-so a packed step's loss is the unpacked one.
+SFT from the pretrained base; ``init_dir`` may be any causal LM folder. With ``packing`` the
+conversations of a batch share rows, each attending only to itself
+(:mod:`workbench.posttrain.sft_packing`): the same steps and losses without the padding.
 """
 
 from __future__ import annotations
@@ -57,12 +57,12 @@ def train_sft(sft_cfg, data: list[dict] | list[str | Path], init_dir: str | Path
     with sft_packing.document_masking(trainer.model):
         output = trainer.train(resume_from_checkpoint=resume_checkpoint(work_dir(out_dir)))
     save_final(trainer, trainer.processing_class, out_dir)
-    return {**final_metrics(trainer, output), "rows": len(rows), "sequences": len(trainer.train_dataset)}
+    return {**final_metrics(trainer, output), "rows": len(rows)}
 
 
 def build_trainer(sft_cfg, rows: list[dict], init_dir: str | Path, out_dir: str | Path, *, seed: int,
                   tracking: dict | None = None):
-    """TRL's SFTTrainer on checked rows, packed when ``sft_cfg.packing`` (train it under ``document_masking``)."""
+    """TRL's SFTTrainer on checked rows, each batch packed if ``sft_cfg.packing`` (train in ``document_masking``)."""
     from datasets import Dataset
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
@@ -74,12 +74,11 @@ def build_trainer(sft_cfg, rows: list[dict], init_dir: str | Path, out_dir: str 
 
     tokenizer = load_tokenizer(init_dir)
     model = load_policy(init_dir)
-    # Varlen kernels isolate TRL's own padding-free packing; every other implementation gets document masks.
+    # Varlen kernels isolate TRL's own padding-free rows; every other implementation gets document masks.
     varlen = model.config._attn_implementation in VARLEN_IMPLEMENTATIONS
-    kwargs = {**trl_kwargs(sft_cfg, Path(out_dir), seed, tracking), "packing": sft_cfg.packing and varlen}
-    trainer = SFTTrainer(model=model, args=TRLSFTConfig(**kwargs, assistant_only_loss=True),
-                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=sft_cfg.lora.peft_config())
-    if sft_cfg.packing and not varlen:
-        sft_packing.pack(trainer, sft_cfg.max_length)
-    return trainer
+    kwargs = {**trl_kwargs(sft_cfg, Path(out_dir), seed, tracking), "packing": False,
+              "padding_free": sft_cfg.packing and varlen}
+    collator = sft_packing.PackingCollator(tokenizer.pad_token_id) if sft_cfg.packing and not varlen else None
+    return SFTTrainer(model=model, args=TRLSFTConfig(**kwargs, assistant_only_loss=True),
+                      train_dataset=Dataset.from_list(rows), processing_class=tokenizer, data_collator=collator,
+                      peft_config=sft_cfg.lora.peft_config())

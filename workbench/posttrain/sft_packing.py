@@ -1,19 +1,18 @@
-"""SFT packing with document masks on TRL's SFTTrainer: several conversations per row, none sees another.
+"""SFT packing with document masks on TRL's SFTTrainer: a batch's conversations share rows, none sees another.
 
-TRL 1.16 packs (``packing=True``, best-fit decreasing) only in its padding-free mode: every batch
-becomes one row whose position ids restart per conversation, which isolates conversations only
-under varlen kernels (flash-attention) and forbids a custom collator. For the other attention
-implementations the workbench packs instead: TRL prepares the rows as without packing (chat
-template, assistant-only labels, truncation), :func:`pack` bins them with TRL's public
-``pack_dataset``, :class:`DocumentCollator` numbers each row's conversations, and
-:func:`document_masking` turns those numbers into the model's mask
-(:func:`workbench.masking.attention_inputs`) right before each forward.
+Each step trains on the same ``per_device_train_batch_size`` conversations as without packing, so
+the optimisation (steps, loss, resume) does not change; only the padding goes. TRL prepares the
+rows as without packing (chat template, assistant-only labels, truncation); :class:`PackingCollator`
+bins a batch's conversations into rows (first-fit decreasing, the row width among 1-4 times the
+batch's longest conversation that computes the fewest positions) and numbers the conversations of
+each row; :func:`document_masking` turns those numbers into the model's mask
+(:func:`workbench.masking.attention_inputs`) right before each forward. Under varlen kernels
+(flash-attention) TRL's own ``padding_free`` does the same with one row per batch.
 
 What this relies on in TRL 1.16 beyond its documented API (checked at import): the prepared
-``train_dataset`` holds ``input_ids`` and ``labels``; SFTTrainer keeps a ``seq_lengths`` column
-(its signature columns); it passes every collated key to ``model(**inputs)``; and its token
-count reads a 2D ``attention_mask``, which is why the collator returns one and the 4D mask is
-built in a forward pre-hook rather than in the collator.
+``train_dataset`` rows hold ``input_ids`` and ``labels``; SFTTrainer passes every collated key
+to ``model(**inputs)``; and its token count reads a 2D ``attention_mask``, which is why the
+collator returns one and the 4D mask is built in a forward pre-hook rather than in the collator.
 """
 
 from __future__ import annotations
@@ -35,35 +34,58 @@ if not trl.__version__.startswith(TRL_VERSION):
 IGNORE = -100
 
 
-def pack(trainer, max_length: int) -> None:
-    """Replace the trainer's prepared (unpacked) rows by rows of up to ``max_length`` tokens (best-fit decreasing)."""
-    rows = trainer.train_dataset.select_columns(["input_ids", "labels"])
-    trainer.train_dataset = trl.pack_dataset(rows, max_length, strategy="bfd")
-    trainer.data_collator = DocumentCollator(pad_token_id=trainer.processing_class.pad_token_id)
+def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into bins of at most ``capacity`` (longest first, each into the first fit)."""
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        fit = next((b for b, r in enumerate(room) if lengths[i] <= r), None)
+        if fit is None:
+            bins.append([])
+            room.append(capacity)
+            fit = len(bins) - 1
+        bins[fit].append(i)
+        room[fit] -= lengths[i]
+    return bins
+
+
+def fewest_positions(lengths: list[int], widths: int = 4) -> tuple[list[list[int]], int]:
+    """Bins of ``lengths`` and the row width, among 1 to ``widths`` times the longest, that compute the fewest
+    positions (rows x width; the narrowest on a tie).
+
+    The bound keeps a batch's dense masks (rows x width^2) within ``widths`` times the padded batch's.
+    """
+    longest = max(lengths)
+    options = [(first_fit_decreasing(lengths, k * longest), k * longest) for k in range(1, widths + 1)]
+    return min(options, key=lambda option: (len(option[0]) * option[1], option[1]))
 
 
 @dataclass
-class DocumentCollator:
-    """Pads packed rows and adds ``segment_ids`` (-1 on padding), position ids restarting per conversation,
-    and a 2D ``attention_mask`` of the real tokens."""
+class PackingCollator:
+    """Packs a batch of prepared rows ({input_ids, labels}) into padded rows with ``segment_ids``
+    (-1 on padding), position ids restarting per conversation, and a 2D ``attention_mask`` of the real tokens."""
 
     pad_token_id: int
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """A batch of packed rows ({input_ids, labels, seq_lengths}) as padded tensors."""
-        shape = (len(examples), max(len(e["input_ids"]) for e in examples))
+        """Rows holding whole conversations, as few positions as :func:`fewest_positions` finds."""
+        lengths = [len(e["input_ids"]) for e in examples]
+        rows, width = fewest_positions(lengths)
+        shape = (len(rows), width)
         batch = {"input_ids": torch.full(shape, self.pad_token_id), "labels": torch.full(shape, IGNORE),
                  "attention_mask": torch.zeros(shape, dtype=torch.long),
                  "position_ids": torch.zeros(shape, dtype=torch.long),
                  "segment_ids": torch.full(shape, -1)}
-        for i, example in enumerate(examples):
-            lengths = torch.as_tensor(example["seq_lengths"])
-            n = int(lengths.sum())
-            batch["input_ids"][i, :n] = torch.as_tensor(example["input_ids"])
-            batch["labels"][i, :n] = torch.as_tensor(example["labels"])
-            batch["attention_mask"][i, :n] = 1
-            batch["segment_ids"][i, :n] = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
-            batch["position_ids"][i, :n] = torch.cat([torch.arange(int(k)) for k in lengths])
+        for r, members in enumerate(rows):
+            start = 0
+            for segment, i in enumerate(members):
+                span = slice(start, start + lengths[i])
+                batch["input_ids"][r, span] = torch.as_tensor(examples[i]["input_ids"])
+                batch["labels"][r, span] = torch.as_tensor(examples[i]["labels"])
+                batch["attention_mask"][r, span] = 1
+                batch["segment_ids"][r, span] = segment
+                batch["position_ids"][r, span] = torch.arange(lengths[i])
+                start += lengths[i]
         # The model shifts labels: a conversation's last token must not learn the next one's first.
         batch["labels"][batch["position_ids"] == 0] = IGNORE
         return batch

@@ -159,11 +159,14 @@ def _chatml_assistant_ce(model_dir, rows):
 def test_packed_rows_train_exactly_the_assistant_turns_of_each_conversation(tmp_path, chatml_model_dir):
     from workbench.posttrain.sft import build_trainer
 
-    cfg = SFTConfig(per_device_train_batch_size=8, max_length=96, packing=True)
+    cfg = SFTConfig(per_device_train_batch_size=len(PACKED_ROWS), max_length=96, packing=True)
     trainer = build_trainer(cfg, PACKED_ROWS, chatml_model_dir, tmp_path / "sft", seed=0)
     tokenizer = trainer.processing_class
     batch = next(iter(trainer.get_train_dataloader()))
-    assert len(trainer.train_dataset) < len(PACKED_ROWS)  # conversations share rows
+    longest = max(len(tokenizer.apply_chat_template(row["messages"])["input_ids"]) for row in PACKED_ROWS)
+    rows, width = batch["input_ids"].shape
+    assert width % longest == 0 and rows < len(PACKED_ROWS)  # conversations share rows
+    assert rows * width <= len(PACKED_ROWS) * longest  # fewer positions than the padded batch
     assert set(batch) == {"input_ids", "labels", "attention_mask", "position_ids", "segment_ids"}
     trained = []
     for ids, labels, positions, segments in zip(*(batch[k] for k in ("input_ids", "labels", "position_ids",
@@ -187,7 +190,6 @@ def test_a_packed_step_has_the_loss_of_each_conversation_run_alone(tmp_path, cha
         metrics = train_sft(cfg, PACKED_ROWS, chatml_model_dir, tmp_path / f"sft-{packing}", seed=0)
         assert metrics["global_step"] == 1
         losses[packing] = metrics["loss"]
-        assert metrics["sequences"] < len(PACKED_ROWS) if packing else metrics["sequences"] == len(PACKED_ROWS)
     alone = _chatml_assistant_ce(chatml_model_dir, PACKED_ROWS)
     assert abs(losses[False] - alone) < 1e-5
     assert abs(losses[True] - alone) < 1e-5
