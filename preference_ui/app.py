@@ -14,8 +14,10 @@ from __future__ import annotations
 import html
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from preference_ui import render
+from preference_ui.security import SESSION_SECONDS, Guard
 from preference_ui.store import OUTCOME_LABELS, OUTCOMES, Claim, Store, StoreError
 from workbench.preferences import LEVEL_LABELS, LEVELS
 
@@ -520,12 +522,14 @@ def _api(store: Store) -> None:
 
 
 def launch(store: Store, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 8,
-           prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
-    """Serve the app with the store's password check as the login."""
+           prevent_thread_lock: bool = False, quiet: bool = False,
+           session_seconds: float = SESSION_SECONDS) -> gr.Blocks:
+    """Serve the app with the store's password check as the login, behind :class:`security.Guard`."""
     demo = build_app(store)
     demo.queue(default_concurrency_limit=concurrency)
+    guard = Middleware(Guard, store=store, session_seconds=session_seconds)
     demo.launch(server_name=host, server_port=port, auth=store.verify_user,
                 auth_message="Log in with the account your admin created (workbench annotate users add).",
                 ssr_mode=False, head=HEAD, css=CSS, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
-                show_error=False)
+                show_error=False, max_file_size="1kb", app_kwargs={"middleware": [guard]})
     return demo

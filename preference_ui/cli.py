@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +46,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     user_actions = users.add_subparsers(dest="user_action", required=True, metavar="ACTION")
     add = _with_store_args(user_actions.add_parser("add", help="create an account (or reset it with --update)"))
     add.add_argument("name")
-    add.add_argument("--password", help="the password (default: asked for at a prompt)")
+    source = add.add_mutually_exclusive_group()  # never on the command line, where `ps` shows it
+    source.add_argument("--password-file", metavar="PATH", help="read the password from the file's first line "
+                        "(default: asked for at a prompt)")
+    source.add_argument("--password-env", metavar="VAR", help="read the password from environment variable VAR")
+    add.add_argument("--password", type=_refuse_argv_password, help=argparse.SUPPRESS)
     add.add_argument("--admin", action="store_true", help="may open the admin view")
     add.add_argument("--update", action="store_true", help="reset the password of an existing account")
     add.set_defaults(func=_users_add)
@@ -116,13 +121,31 @@ def _simulate(args) -> int:
     return 0
 
 
+def _refuse_argv_password(_value: str) -> str:
+    raise argparse.ArgumentTypeError("a password on the command line shows in `ps`; use --password-file, "
+                                     "--password-env or the prompt")
+
+
+def _password(args) -> str:
+    """The new password from --password-file, --password-env or a prompt (asked twice)."""
+    if args.password_file:
+        lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()
+        if not lines:
+            raise ValueError(f"{args.password_file}: empty; write the password on its first line")
+        return lines[0]
+    if args.password_env:
+        if args.password_env not in os.environ:
+            raise ValueError(f"--password-env: environment variable {args.password_env} is not set")
+        return os.environ[args.password_env]
+    password = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != password:
+        raise ValueError("the two passwords differ; nothing was changed")
+    return password
+
+
 def _users_add(args) -> int:
+    password = _password(args)
     _, store = _open(args)
-    password = args.password
-    if password is None:
-        password = getpass.getpass(f"password for {args.name}: ")
-        if getpass.getpass("again: ") != password:
-            raise ValueError("the two passwords differ; nothing was changed")
     store.add_user(args.name, password, admin=args.admin, update=args.update)
     print(f"{'updated' if args.update else 'added'} {'admin ' if args.admin else ''}account {args.name} in {store.path}")
     return 0

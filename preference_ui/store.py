@@ -300,6 +300,11 @@ class Store:
         ok = check_password(password or "", row["password"] if row else _DUMMY_HASH)
         return bool(row) and ok
 
+    def credential_stamp(self, name: str) -> str:
+        """A digest of the account's password hash and admin flag: it changes when either does ("" if none)."""
+        row = self._conn().execute("SELECT password, is_admin FROM users WHERE name = ?", (name,)).fetchone()
+        return hashlib.sha256(f"{row['password']}:{row['is_admin']}".encode()).hexdigest() if row else ""
+
     def is_admin(self, name: str | None) -> bool:
         """True when ``name`` is an admin account."""
         row = self._conn().execute("SELECT is_admin FROM users WHERE name = ?", (name,)).fetchone()

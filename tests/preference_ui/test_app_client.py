@@ -73,7 +73,7 @@ def test_submit_for_another_users_or_an_unclaimed_item_is_refused(server):
 
 @pytest.mark.parametrize("choice, level, edited, message", [
     ("A", "awesome", None, "level .awesome.: expected one of"),
-    ("C", "better", None, "choice .C.: expected .A. \(left\) or .B. \(right\)"),
+    ("C", "better", None, "choice .C.: expected .A. \(left\), .B. \(right\) or one of"),
     (None, "better", None, "choice None"),
     ("A", None, None, "level None"),
     ("A", "better", "", "edit is empty"),

@@ -97,13 +97,14 @@ def test_store_agreement_ignores_which_side_was_shown(tmp_path):
     assert agreement["items"] == 6 and agreement["alpha"] == pytest.approx(1.0)
 
 
-def test_cli_users_import_export(tmp_path, capsys):
+def test_cli_users_import_export(tmp_path, capsys, monkeypatch):
     db, items = tmp_path / "db.sqlite", tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps({"id": f"c{k}", "prompt": [{"role": "user", "content": "Hi <b>"}],
                                          "responses": ["x", "y"], "models": ["m1", "m2"], "round": 2}) + "\n"
                              for k in range(3)))
     common = ["--db", str(db), "--run-dir", str(tmp_path / "run")]
-    assert main(["annotate", "users", "add", "ann", "--password", "ann-password", "--admin", *common]) == 0
+    monkeypatch.setenv("ANN_PASSWORD", "ann-password")
+    assert main(["annotate", "users", "add", "ann", "--password-env", "ANN_PASSWORD", "--admin", *common]) == 0
     assert main(["annotate", "import", str(items), "--overlap", "1", *common]) == 0
     assert main(["annotate", "users", "list", *common]) == 0
     assert "ann" in capsys.readouterr().out

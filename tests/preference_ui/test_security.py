@@ -1,0 +1,125 @@
+"""The app's guard against a real server: login rate limits, sessions, same-origin, uploads; passwords off argv."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+from pui_helpers import PASSWORDS, free_port, make_items, new_store, wait_for_http
+
+from preference_ui.security import LoginThrottle
+from rounds.main import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A server of its own (fresh login counts) with a 3 s session: yields (url, store)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from preference_ui.app import launch
+
+    store = new_store(tmp_path / "annotations.sqlite", users=("alice", "bob", "carol"))
+    store.import_items(make_items(4), overlap=1)
+    port = free_port()
+    demo = launch(store, port=port, prevent_thread_lock=True, quiet=True, session_seconds=3)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url)
+        yield url, store
+    finally:
+        demo.close()
+
+
+def _login(http: httpx.Client, url: str, user: str, password: str, **headers) -> httpx.Response:
+    return http.post(url + "login", data={"username": user, "password": password}, headers=headers)
+
+
+def _current(http: httpx.Client, url: str, **headers) -> int:
+    """Status of a call that needs a session."""
+    return http.post(url + "gradio_api/call/current", json={"data": []}, headers=headers).status_code
+
+
+def test_the_delay_doubles_after_the_free_failures():
+    delays = [LoginThrottle.delay(n, 3) for n in range(12)]
+    assert delays[:3] == [0, 0, 0] and delays[3:6] == [1, 2, 4] and delays[-1] == 256
+    assert LoginThrottle.delay(40, 3) == 300  # capped
+
+
+def test_wrong_logins_wait_longer_each_time_even_with_the_right_password(served):
+    url, _ = served
+    with httpx.Client() as http:
+        assert [_login(http, url, "alice", "wrong").status_code for _ in range(3)] == [400, 400, 400]
+        refused = _login(http, url, "alice", PASSWORDS["alice"])
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert "too many failed logins" in refused.json()["detail"]
+        time.sleep(1.1)
+        assert _login(http, url, "alice", "wrong").status_code == 400  # the fourth failure: 2 s now
+        assert _login(http, url, "alice", "wrong").headers["retry-after"] == "2"
+        time.sleep(2.1)
+        assert _login(http, url, "alice", PASSWORDS["alice"]).status_code == 200
+        assert _login(http, url, "alice", "wrong").status_code == 400  # a success cleared the count
+        assert _current(http, url) == 200
+
+
+def test_failures_across_accounts_from_one_address_are_limited_too(served):
+    url, _ = served
+    with httpx.Client() as http:
+        assert {_login(http, url, f"guess{k}", "wrong").status_code for k in range(10)} == {400}
+        assert _login(http, url, "bob", PASSWORDS["bob"]).status_code == 429
+
+
+def test_a_session_dies_with_a_password_change_and_after_its_lifetime(served):
+    url, store = served
+    with httpx.Client() as bob, httpx.Client() as carol:
+        assert _login(bob, url, "bob", PASSWORDS["bob"]).status_code == 200
+        assert _login(carol, url, "carol", PASSWORDS["carol"]).status_code == 200
+        assert _current(bob, url) == 200 and _current(carol, url) == 200
+        store.add_user("bob", "a-new-password", update=True)
+        assert _current(bob, url) == 401 and _current(carol, url) == 200
+        assert _login(bob, url, "bob", "a-new-password").status_code == 200 and _current(bob, url) == 200
+        time.sleep(3.2)  # the fixture's session lifetime
+        assert _current(bob, url) == 401 and _current(carol, url) == 401
+
+
+def test_state_changing_calls_from_another_origin_are_refused(served):
+    url, _ = served
+    own = url.rstrip("/")
+    with httpx.Client() as http:
+        foreign = _login(http, url, "bob", PASSWORDS["bob"], origin="http://evil.example")
+        assert foreign.status_code == 403 and "cross-origin" in foreign.json()["detail"]
+        assert _login(http, url, "bob", PASSWORDS["bob"], origin="null").status_code == 403
+        assert _login(http, url, "bob", PASSWORDS["bob"], origin=own).status_code == 200
+        assert _current(http, url, origin="http://evil.example") == 403
+        assert _current(http, url, **{"sec-fetch-site": "cross-site"}) == 403
+        assert _current(http, url, origin=own, **{"sec-fetch-site": "same-origin"}) == 200
+
+
+def test_uploads_are_refused_even_with_a_session(served):
+    url, _ = served
+    with httpx.Client() as http:
+        assert _login(http, url, "bob", PASSWORDS["bob"]).status_code == 200
+        response = http.post(url + "gradio_api/upload", files={"files": ("big.bin", b"x" * 20_000)})
+        assert response.status_code == 403 and "uploads are off" in response.json()["detail"]
+
+
+def test_users_add_takes_the_password_from_a_file_or_the_environment_never_argv(tmp_path, monkeypatch, capsys):
+    db = str(tmp_path / "s.sqlite")
+    secret = tmp_path / "pw.txt"
+    secret.write_text("from-a-file-pw\n")
+    secret.chmod(0o600)
+    assert main(["annotate", "users", "add", "ann", "--password-file", str(secret), "--db", db]) == 0
+    monkeypatch.setenv("ANN_PW", "from-the-environment")
+    assert main(["annotate", "users", "add", "ben", "--password-env", "ANN_PW", "--db", db]) == 0
+    from preference_ui.store import Store
+
+    store = Store(db)
+    assert store.verify_user("ann", "from-a-file-pw") and store.verify_user("ben", "from-the-environment")
+    with pytest.raises(SystemExit):
+        main(["annotate", "users", "add", "cat", "--password", "on-the-command-line", "--db", db])
+    assert "a password on the command line shows in `ps`" in capsys.readouterr().err and not store.has_user("cat")
+    monkeypatch.delenv("ANN_PW")
+    assert main(["annotate", "users", "add", "dan", "--password-env", "ANN_PW", "--db", db]) == 2
+    assert "ANN_PW is not set" in capsys.readouterr().err and not store.has_user("dan")
