@@ -1,13 +1,18 @@
 """Benchmark of the annotation app: N simulated annotators submitting through the HTTP API at once.
 
-    .venv/bin/python benchmarks/annotate_bench.py              # 20 annotators, 60 s
-    .venv/bin/python benchmarks/annotate_bench.py --seconds 10 # a shorter run
+    .venv/bin/python benchmarks/annotate_bench.py                 # 20 annotators, 60 s, back to back
+    .venv/bin/python benchmarks/annotate_bench.py --think 2       # 20 annotators reading 2 s on average
+    .venv/bin/python benchmarks/annotate_bench.py --seconds 10    # a shorter run
 
 The server runs in its own process (`workbench annotate serve`); each annotator is a `gradio_client`
 session that asks for its item, judges it with the task world's verifier (simulated annotator rules)
 and submits. Reported: submissions/s, p50/p95 submit latency, and a check that every acknowledged
 submission is stored exactly once and nothing unacknowledged is. The baseline is the same number of
 submissions by the same number of threads through the store API directly, in this run.
+
+At the same time ``--browsers`` people annotate in Debian's Chromium (keys A and 2, then the Submit
+button, with the same think time): reported are the time from opening the page (logged in) to the
+first item shown, and from clicking Submit to the next item shown, p50/p95. 0 browsers skips this.
 """
 
 from __future__ import annotations
@@ -36,11 +41,13 @@ from workbench.tasks import Task, generate  # noqa: E402
 PASSWORD = "bench-password"
 
 
-def make_store(path: Path, annotators: int, n_items: int, overlap: int) -> Store:
-    """A store with ``annotators`` accounts and math items carrying their task."""
+def make_store(path: Path, annotators: int, n_items: int, overlap: int, browsers: int = 0) -> Store:
+    """A store with ``annotators`` (and ``browsers``) accounts and math items carrying their task."""
     store = Store(path)
     for k in range(annotators):
         store.add_user(f"sim{k:02d}", PASSWORD)
+    for k in range(browsers):
+        store.add_user(f"web{k:02d}", PASSWORD)
     items = []
     for k, task in enumerate(generate("math", n_items, seed=11)):
         wrong = f"Answer: {int(task.reference) + 1 + k % 7}"
@@ -96,6 +103,51 @@ def http_run(url: str, store: Store, annotators: int, seconds: float, think: flo
     return latencies, acked
 
 
+def browser_run(url: str, users: list[str], seconds: float, think: float) -> tuple[list[float], list[float]]:
+    """People in Chromium until the deadline: (page load to first item, submit to next item) in seconds."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    loads: list[float] = []
+    submits: list[float] = []
+    item_js = "prev => { const e = document.querySelector('#wb-item input'); return e && e.value && e.value !== prev; }"
+
+    async def person(browser, user: str, deadline: float) -> None:
+        page = await (await browser.new_context()).new_page()
+        await page.goto(url)
+        await page.locator("input[type=text]").fill(user)
+        await page.locator("input[type=password]").fill(PASSWORD)
+        await page.keyboard.press("Enter")
+        await page.wait_for_function(item_js, arg="", timeout=120000)
+        t0 = time.perf_counter()  # the page opened again, now with a session
+        await page.reload()
+        await page.wait_for_function(item_js, arg="", timeout=120000)
+        loads.append(time.perf_counter() - t0)
+        rng = random.Random(user)
+        while time.time() < deadline:
+            item = await page.locator("#wb-item input").input_value()
+            await asyncio.sleep(rng.uniform(0, 2 * think))
+            await page.keyboard.press("a")
+            await page.keyboard.press("2")
+            await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled", timeout=120000)
+            t0 = time.perf_counter()
+            await page.locator("#wb-submit").click()
+            await page.wait_for_function(item_js, arg=item, timeout=120000)
+            submits.append(time.perf_counter() - t0)
+
+    async def run() -> None:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            deadline = time.time() + seconds
+            await asyncio.gather(*(person(browser, user, deadline) for user in users))
+            await browser.close()
+
+    asyncio.run(run())
+    return loads, submits
+
+
 def direct_run(path: Path, annotators: int, total: int) -> tuple[list[float], float]:
     """The baseline: ``total`` claim+submit cycles by ``annotators`` threads through the store API."""
     store = Store(path)
@@ -126,10 +178,10 @@ def direct_run(path: Path, annotators: int, total: int) -> tuple[list[float], fl
 
 
 def check_writes(store: Store, acked: dict[str, list[str]]) -> tuple[int, int, int]:
-    """(lost, duplicated, unacknowledged) submissions, comparing acknowledgements with the store."""
-    stored = [(r.annotator, r.meta["item_id"]) for r in store.export()]
+    """(lost, duplicated, unacknowledged) submissions of the API annotators, comparing acknowledgements with the store."""
+    stored = [(r.annotator, r.meta["item_id"]) for r in store.export() if r.annotator in acked]
     acks = {(user, item) for user, items in acked.items() for item in items}
-    submits = sum(a["action"] == "submit" for a in store.audit_log())
+    submits = sum(a["action"] == "submit" and a["user"] in acked for a in store.audit_log())
     return len(acks - set(stored)), len(stored) - len(set(stored)) + (submits - len(stored)), len(set(stored) - acks)
 
 
@@ -141,10 +193,11 @@ def main() -> int:
     parser.add_argument("--overlap", type=int, default=2, help="annotations per item")
     parser.add_argument("--think", type=float, default=0.0,
                         help="mean seconds an annotator reads before submitting (0: submit back to back)")
+    parser.add_argument("--browsers", type=int, default=2, help="people in Chromium besides the API annotators")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="annotate_bench."))
-    store = make_store(tmp / "http.sqlite", args.annotators, args.items, args.overlap)
+    store = make_store(tmp / "http.sqlite", args.annotators, args.items, args.overlap, args.browsers)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -163,7 +216,19 @@ def main() -> int:
             time.sleep(0.5)
     try:
         t0 = time.time()
+        browsed: dict[str, tuple[list[float], list[float]]] = {}
+        def people_run() -> None:
+            try:
+                browsed["r"] = browser_run(url, [f"web{k:02d}" for k in range(args.browsers)], args.seconds, args.think)
+            except Exception as exc:  # reported with the results; the HTTP run goes on
+                browsed["error"] = exc
+
+        people = threading.Thread(target=people_run)
+        if args.browsers:
+            people.start()
         http_lat, acked = http_run(url, store, args.annotators, args.seconds, args.think)
+        if args.browsers:
+            people.join()
         http_wall = time.time() - t0
     finally:
         os.kill(server.pid, signal.SIGTERM)
@@ -186,6 +251,14 @@ def main() -> int:
           f"{percentile(http_lat, 0.5) / percentile(base_lat, 0.5):>8.1f} "
           f"{percentile(http_lat, 0.95) / percentile(base_lat, 0.95):>8.1f}")
     p95 = 1000 * percentile(http_lat, 0.95)
+    if "error" in browsed:
+        print(f"\nthe browser run failed: {browsed['error']!r}")
+    elif args.browsers:
+        loads, clicks = browsed["r"]
+        print(f"\n{'in the browser (' + str(args.browsers) + ' people)':<40} {'count':>8} {'':>8} {'p50 ms':>8} {'p95 ms':>8}")
+        for name, values in (("page load to first item", loads), ("submit to next item", clicks)):
+            print(f"{name:<40} {len(values):>8} {'':>8} {1000 * percentile(values, 0.5):>8.1f} "
+                  f"{1000 * percentile(values, 0.95):>8.1f}")
     print(f"\nwrites: {lost} lost, {duplicated} duplicated, {unacked} stored without acknowledgement")
     print(f"target p95 <= 200 ms: {'met' if p95 <= 200 else 'NOT met'} ({p95:.0f} ms)")
     return 0 if lost == duplicated == unacked == 0 else 1

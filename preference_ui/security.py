@@ -136,6 +136,8 @@ class Guard:
             for key, _ in keys:
                 self.throttle.succeeded(key)
             tokens = getattr(scope.get("app"), "tokens", {})
+            now = self.clock()  # forget sessions past their lifetime that were never used again
+            self._sessions = {t: s for t, s in self._sessions.items() if now - s[1] <= self.session_seconds}
             for token in _session_tokens({"cookie": "; ".join(c.split(";", 1)[0] for c in cookies)}):
                 if token in tokens:
                     self._sessions[token] = (tokens[token], self.clock(), self.store.credential_stamp(tokens[token]))

@@ -11,6 +11,10 @@ def test_markdown_renders_and_code_is_highlighted():
     assert '<span class="k">def</span>' in out and "<table>" in out
 
 
+def test_a_newline_is_a_line_break():
+    assert "17 * 3 = 51<br />\nAnswer: 51" in render.markdown("17 * 3 = 51\nAnswer: 51")
+
+
 def test_html_scripts_images_and_javascript_links_never_reach_the_page_as_markup():
     text = ('<script>alert(1)</script> <img src=x onerror="alert(2)"> <b>b</b> [x](javascript:alert(3)) '
             '![pixel](https://tracker.example/p.png) [ok](https://example.org)\n\n```zz\n<script>\n```')
