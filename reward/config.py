@@ -25,7 +25,7 @@ class RewardConfig:
         {}, "margin per preference level in the loss (Llama 2); empty: no margin (Llama 3)")
     learning_rate: float = field(1e-3, "peak learning rate")
     num_train_epochs: float = field(2.0, "epochs over the preference data")
-    batch_size: int = field(8, "rows per optimizer step (packed rows, or pairs in pair mode)")
+    batch_size: int = field(8, "rows per optimizer step and process (packed rows, or pairs in pair mode)")
     max_length: int = field(512, "most tokens per row (packed: prompt + all its responses); longer rows are dropped")
     warmup_ratio: float = field(0.05, "fraction of the steps with linear warm-up")
     lr_scheduler_type: str = field("cosine", "transformers scheduler name (cosine, linear, constant, ...)")

@@ -113,13 +113,16 @@ def train_reward_model(cfg, preferences: Any, base_dir: str | Path, out_dir: str
         seconds = time.perf_counter() - t0
     epochs = trainer.state.epoch or rcfg.num_train_epochs
     metrics.update(counts, train_preferences=len(train), train_loss=result.training_loss,
-                   train_seconds=round(seconds, 3), train_pairs_per_s=round(counts["train_pairs"] * epochs / seconds, 3))
+                   train_seconds=round(seconds, 3), train_pairs_per_s=round(counts["train_pairs"] * epochs / seconds, 3),
+                   global_step=trainer.state.global_step, num_processes=trainer.accelerator.num_processes)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     if losses:
         metrics.update(first_logged_loss=losses[0], last_logged_loss=losses[-1])
     model.eval()
     metrics.update(pairwise_accuracy(RewardScorer.from_model(model, tokenizer, rcfg.score_batch_size), held))
-    save_reward_model(model, tokenizer, out_dir)
+    if trainer.accelerator.is_main_process:  # under several processes, one writes the model
+        save_reward_model(model, tokenizer, out_dir)
+    trainer.accelerator.wait_for_everyone()
     return metrics
 
 

@@ -19,12 +19,17 @@ from workbench.masking import document_mask
 from workbench.trl_private import RewardTrainerHooks, pad
 
 
-def bradley_terry_loss(better: torch.Tensor, worse: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean of -log sigmoid(r_better - r_worse - margin) over pairs (margin: Llama 2, none: Llama 3)."""
+def bradley_terry_terms(better: torch.Tensor, worse: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
+    """-log sigmoid(r_better - r_worse - margin) per pair (margin: Llama 2, none: Llama 3)."""
     diff = better - worse
     if margin is not None:
         diff = diff - margin
-    return -F.logsigmoid(diff).mean()
+    return -F.logsigmoid(diff)
+
+
+def bradley_terry_loss(better: torch.Tensor, worse: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of -log sigmoid(r_better - r_worse - margin) over pairs."""
+    return bradley_terry_terms(better, worse, margin).mean()
 
 
 def block_mask(segment_ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -100,22 +105,37 @@ class RankedRowsRewardTrainer(RewardTrainerHooks):
         scores = response_scores(model, inputs["input_ids"], mask, inputs["position_ids"], inputs["ends"])
         flat = scores.reshape(-1)
         better, worse = flat[inputs["pairs"][:, 0]], flat[inputs["pairs"][:, 1]]
-        loss = bradley_terry_loss(better, worse, inputs["margin"] if self.use_margin else None)
+        loss = self.mean_over_processes(bradley_terry_terms(better, worse, inputs["margin"] if self.use_margin else None))
         if self.args.center_rewards_coefficient is not None:
             valid = flat[inputs["ends"].reshape(-1) >= 0]
-            loss = loss + self.args.center_rewards_coefficient * torch.mean(valid**2)
+            loss = loss + self.args.center_rewards_coefficient * self.mean_over_processes(valid**2)
         self._log_metrics(mode, inputs, flat[inputs["ends"].reshape(-1) >= 0], better, worse)
         return (loss, {"scores": scores}) if return_outputs else loss
 
+    def mean_over_processes(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean of ``values`` over every process's batch, in the form DDP's gradient average needs.
+
+        Rows hold 2 or 3 responses, so processes hold different numbers of pairs: each process's sum
+        is divided by the global count (times the processes, which DDP's average divides out again),
+        so 2 processes train exactly as 1 with the same global batch.
+        """
+        processes = self.accelerator.num_processes
+        if processes == 1:
+            return values.mean()
+        count = self.accelerator.reduce(torch.tensor(float(values.numel()), device=values.device), reduction="sum")
+        return values.sum() * processes / count
+
     def _log_metrics(self, mode: str, inputs, rewards, better, worse) -> None:
         if mode == "train":
-            self.count_train_tokens(self.accelerator.gather_for_metrics((inputs["segment_ids"] >= 0).sum()).sum().item())
+            self.count_train_tokens(self.accelerator.gather((inputs["segment_ids"] >= 0).sum()).sum().item())
         self.log_metric(mode, "num_tokens", self.train_tokens, replace=True)
+        # Processes hold different numbers of responses: gather fixed-size reductions, never the ragged
+        # tensors themselves (gloo aborts on an all_gather of unequal shapes).
+        gather = self.accelerator.gather
         with torch.no_grad():
-            rewards = self.accelerator.gather_for_metrics(rewards)
-            self.log_metric(mode, "min_reward", rewards.min().item())
-            self.log_metric(mode, "mean_reward", rewards.mean().item())
-            self.log_metric(mode, "max_reward", rewards.max().item())
-            gather = self.accelerator.gather_for_metrics
+            self.log_metric(mode, "min_reward", gather(rewards.min()).min().item())
+            self.log_metric(mode, "max_reward", gather(rewards.max()).max().item())
+            total, count = gather(rewards.sum()).sum(), gather(torch.tensor(float(rewards.numel()), device=rewards.device)).sum()
+            self.log_metric(mode, "mean_reward", (total / count).item())
             self.log_metric(mode, "accuracy", gather((better > worse).float().mean()).mean().item())
             self.log_metric(mode, "margin", gather((better - worse).mean()).mean().item())

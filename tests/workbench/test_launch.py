@@ -112,3 +112,33 @@ def test_follow_refuses_machine_zero(tmp_path):
 
     with pytest.raises(ValueError, match="machine_rank: 0 runs the orchestrator"):
         follow(tmp_path, DistributedConfig(), idle_seconds=0)
+
+
+@pytest.mark.slow
+def test_the_reward_model_on_two_launched_processes_matches_one(tmp_path, tiny_model_dir):
+    """Packed rows of 2 or 3 responses (so the processes hold different numbers of pairs), 16 training rows
+    (18 preferences less the held-out share) at a global batch of 8: the same steps, loss and weights."""
+    from safetensors.torch import load_file
+
+    from reward.train import train_reward_model
+    from rounds.full_config import WorkbenchConfig
+    from workbench.config import TrackingConfig
+    from workbench.preferences import Preference
+
+    prefs = [Preference(id=f"e{i}", prompt=[{"role": "user", "content": f"What is {i} + {i + 1}?"}],
+                        chosen=f"Answer: {2 * i + 1}", rejected="I do not know.",
+                        edited=f"{i} + {i + 1} = {2 * i + 1}\nAnswer: {2 * i + 1}" if i % 2 else None,
+                        level="significantly_better") for i in range(18)]
+
+    def cfg(batch: int):
+        config = WorkbenchConfig(tracking=TrackingConfig(backend="none"), device="cpu")
+        config.reward.batch_size, config.reward.num_train_epochs = batch, 1.0
+        return config
+
+    one = train_reward_model(cfg(8), prefs, tiny_model_dir, tmp_path / "one", seed=0)
+    two = run_call(DistributedConfig(strategy="ddp", num_processes=2), train_reward_model, tmp_path / "two",
+                   cfg=cfg(4), preferences=prefs, base_dir=tiny_model_dir, out_dir=tmp_path / "two", seed=0)
+    assert one["global_step"] == two["global_step"] == 2 and two["num_processes"] == 2
+    a, b = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+    assert one["heldout_accuracy"] == two["heldout_accuracy"]
