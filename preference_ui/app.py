@@ -305,6 +305,14 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                 return {box: _msg(html.escape(str(exc)), "error")}
             return {status: _msg(html.escape(str(exc)), "error"), next_btn: gr.Button(visible=True)}
 
+        def attempt(call) -> dict | None:
+            """Run a store call: None when it went through, else its refusal for the page."""
+            try:
+                call()
+            except StoreError as exc:
+                return refused(exc)
+            return None
+
         def on_load(request: gr.Request):
             user = _user(request)
             admin = store.is_admin(user)
@@ -343,29 +351,21 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
         def on_submit(item: str, side: str | None, strength: str | None, text: str | None, request: gr.Request):
             user = _user(request)
             outcome = side in OUTCOMES
-            try:
-                store.submit(user, item, side, None if outcome else strength, None if outcome else text)
-            except StoreError as exc:
-                return refused(exc)
-            answer = OUTCOME_LABELS[side] if outcome else f"{side}, {LEVEL_LABELS[strength]}"
-            return view(user, f"Saved your answer on item {item} ({answer}). Your next item is below.")
+            answer = OUTCOME_LABELS[side] if outcome else f"{side}, {LEVEL_LABELS.get(strength)}"
+            return attempt(lambda: store.submit(user, item, side, None if outcome else strength,
+                                                None if outcome else text)) or view(
+                user, f"Saved your answer on item {item} ({answer}). Your next item is below.")
 
         def on_skip(item: str, reason: str | None, request: gr.Request):
             user = _user(request)
-            try:
-                store.skip(user, item, reason)
-            except StoreError as exc:
-                return refused(exc)
-            return view(user, f"Skipped item {item}. Your next item is below.")
+            return attempt(lambda: store.skip(user, item, reason)) or view(
+                user, f"Skipped item {item}. Your next item is below.")
 
         def on_flag(item: str, reason: str | None, request: gr.Request):
             user = _user(request)
-            try:
-                store.flag(user, item, reason)
-            except StoreError as exc:
-                return refused(exc)
-            return {flag_reason: "", flag_err: "",
-                    status: _msg(html.escape(f"Flagged item {item}; you can still answer or skip it."), "ok")}
+            return attempt(lambda: store.flag(user, item, reason)) or {
+                flag_reason: "", flag_err: "",
+                status: _msg(html.escape(f"Flagged item {item}; you can still answer or skip it."), "ok")}
 
         def on_undo_ask(request: gr.Request):
             last = store.last_submission(_user(request))

@@ -30,3 +30,23 @@ def live_server(tmp_path_factory):
     wait_for_http(url)
     yield url, store
     demo.close()
+
+
+@pytest.fixture
+def serve():
+    """Launch the app in this process on a free port: ``serve(store, **launch_kwargs)`` -> url; closed after the test."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from preference_ui.app import launch
+
+    demos = []
+
+    def start(store: Store, **kwargs) -> str:
+        port = free_port()
+        demos.append(launch(store, port=port, prevent_thread_lock=True, quiet=True, **kwargs))
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_http(url)
+        return url
+
+    yield start
+    for demo in demos:
+        demo.close()

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from pui_helpers import PASSWORDS, free_port, new_store, wait_for_http
+from pui_helpers import PASSWORDS, new_store
 
 from preference_ui.items import validate_item
 from preference_ui.store import Store
@@ -39,20 +39,10 @@ def _items():
 
 
 @pytest.fixture
-def app(tmp_path):
-    """The app launched in this process on a free port with a fresh store: yields (url, store)."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from preference_ui.app import launch
-
+def app(tmp_path, serve):
+    """The app on a fresh store (alice admin, bob, carol; edits up to 1000 characters): (url, store)."""
     store = new_store(tmp_path / "annotations.sqlite", users=("alice", "bob", "carol"), max_edit_chars=1000)
-    port = free_port()
-    demo = launch(store, port=port, prevent_thread_lock=True, quiet=True)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_http(url)
-        yield url, store
-    finally:
-        demo.close()
+    return serve(store), store
 
 
 @pytest.fixture(scope="module")
@@ -362,17 +352,11 @@ async def _annotate(page, url: str, user: str, store: Store, keyboard: bool, edi
         done.append((item, choice))
 
 
-def test_two_annotators_concurrently_with_overlap_2_mouse_and_keyboard(tmp_path):
+def test_two_annotators_concurrently_with_overlap_2_mouse_and_keyboard(app):
     from playwright.async_api import async_playwright
 
-    from preference_ui.app import launch
-
-    store = new_store(tmp_path / "annotations.sqlite", users=("alice", "bob", "carol"))
+    url, store = app
     store.import_items(_items(), overlap=2)
-    port = free_port()
-    demo = launch(store, port=port, prevent_thread_lock=True, quiet=True)
-    url = f"http://127.0.0.1:{port}/"
-    wait_for_http(url)
     edit = "2 + 3 = 5\nAnswer: 5"
 
     async def run():
@@ -385,12 +369,9 @@ def test_two_annotators_concurrently_with_overlap_2_mouse_and_keyboard(tmp_path)
             await browser.close()
             return results
 
-    try:
-        # a thread of its own: the module's synchronous Playwright keeps an event loop running here
-        with ThreadPoolExecutor(1) as pool:
-            bob_done, carol_done = pool.submit(asyncio.run, run()).result()
-    finally:
-        demo.close()
+    # a thread of its own: the module's synchronous Playwright keeps an event loop running here
+    with ThreadPoolExecutor(1) as pool:
+        bob_done, carol_done = pool.submit(asyncio.run, run()).result()
 
     assert sorted(i for i, _ in bob_done) == sorted(i for i, _ in carol_done) == ["b000", "b001", "b002"]
     records = {(r.annotator, r.meta["item_id"]): r for r in store.export()}

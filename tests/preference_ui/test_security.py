@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import httpx
 import pytest
-from pui_helpers import PASSWORDS, free_port, make_items, new_store, wait_for_http
+from pui_helpers import PASSWORDS, make_items, new_store
 
 from preference_ui.security import LoginThrottle
 from rounds.main import main
@@ -16,21 +15,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def served(tmp_path):
-    """A server of its own (fresh login counts) with a 3 s session: yields (url, store)."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from preference_ui.app import launch
-
+def served(tmp_path, serve):
+    """A server of its own (fresh login counts) with a 3 s session: (url, store)."""
     store = new_store(tmp_path / "annotations.sqlite", users=("alice", "bob", "carol"))
     store.import_items(make_items(4), overlap=1)
-    port = free_port()
-    demo = launch(store, port=port, prevent_thread_lock=True, quiet=True, session_seconds=3)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_http(url)
-        yield url, store
-    finally:
-        demo.close()
+    return serve(store, session_seconds=3), store
 
 
 def _login(http: httpx.Client, url: str, user: str, password: str, **headers) -> httpx.Response:
