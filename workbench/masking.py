@@ -35,18 +35,25 @@ def document_mask(segment_ids: torch.Tensor, dtype: torch.dtype = torch.float32,
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
+def attention_implementation(model) -> str:
+    """The attention implementation ``model`` runs (through ``.module`` for DDP; PEFT forwards ``config``)."""
+    return getattr(model, "module", model).config._attn_implementation  # transformers keeps it private
+
+
+def is_varlen(model) -> bool:
+    """Whether ``model``'s attention splits rows into segments from position ids (no dense mask)."""
+    return attention_implementation(model) in VARLEN_IMPLEMENTATIONS
+
+
 def attention_inputs(model, segment_ids: torch.Tensor, shared_segment: int | None = None) -> dict:
     """The forward kwargs that isolate segments under ``model``'s attention implementation.
 
-    ``model`` may be wrapped (DDP, PEFT): its config is read through ``.module`` when present.
     Under a varlen implementation the position ids must restart at 0 per segment, which cannot
     express a shared segment.
     """
-    inner = getattr(model, "module", model)
-    implementation = inner.config._attn_implementation
-    if implementation in VARLEN_IMPLEMENTATIONS:
+    if is_varlen(model):
         if shared_segment is not None:
-            raise ValueError(f"attn_implementation {implementation}: a segment shared by other segments needs a "
-                             "dense mask; load the model with attn_implementation='sdpa' or 'eager'")
+            raise ValueError(f"attn_implementation {attention_implementation(model)}: a segment shared by other "
+                             "segments needs a dense mask; load the model with attn_implementation='sdpa' or 'eager'")
         return {}
-    return {"attention_mask": document_mask(segment_ids, inner.dtype, shared_segment)}
+    return {"attention_mask": document_mask(segment_ids, getattr(model, "module", model).dtype, shared_segment)}

@@ -67,7 +67,7 @@ def build_trainer(sft_cfg, rows: list[dict], init_dir: str | Path, out_dir: str 
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    from workbench.masking import VARLEN_IMPLEMENTATIONS
+    from workbench.masking import is_varlen
     from workbench.posttrain import sft_packing
     from workbench.posttrain.common import load_policy, trl_kwargs
     from workbench.tokenizer import load_tokenizer
@@ -75,7 +75,7 @@ def build_trainer(sft_cfg, rows: list[dict], init_dir: str | Path, out_dir: str 
     tokenizer = load_tokenizer(init_dir)
     model = load_policy(init_dir)
     # Varlen kernels isolate TRL's own padding-free rows; every other implementation gets document masks.
-    varlen = model.config._attn_implementation in VARLEN_IMPLEMENTATIONS
+    varlen = is_varlen(model)
     kwargs = {**trl_kwargs(sft_cfg, Path(out_dir), seed, tracking), "packing": False,
               "padding_free": sft_cfg.packing and varlen}
     collator = sft_packing.PackingCollator(tokenizer.pad_token_id) if sft_cfg.packing and not varlen else None
