@@ -156,6 +156,14 @@ def _chatml_assistant_ce(model_dir, rows):
     return total / count
 
 
+def test_rows_take_the_width_that_computes_the_fewest_positions():
+    from workbench.posttrain.sft_packing import fewest_positions
+
+    assert fewest_positions([5, 5, 5, 5, 10]) == ([[4], [0, 1], [2, 3]], 10)  # full rows at the longest
+    rows, width = fewest_positions([9, 6, 6, 6, 10])  # 10 wide: 50 positions; 20: 40; 40: 40 but wider
+    assert (len(rows), width) == (2, 20) and sorted(i for row in rows for i in row) == [0, 1, 2, 3, 4]
+
+
 def test_packed_rows_train_exactly_the_assistant_turns_of_each_conversation(tmp_path, chatml_model_dir):
     from workbench.posttrain.sft import build_trainer
 
