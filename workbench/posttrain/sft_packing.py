@@ -50,11 +50,9 @@ def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
 
 
 def fewest_positions(lengths: list[int], widths: int = 4) -> tuple[list[list[int]], int]:
-    """Bins of ``lengths`` and the row width, among 1 to ``widths`` times the longest, that compute the fewest
-    positions (rows x width; the narrowest on a tie).
-
-    The bound keeps a batch's dense masks (rows x width^2) within ``widths`` times the padded batch's.
-    """
+    """Bins of ``lengths`` and the row width (1 to ``widths`` x the longest) that compute the fewest positions."""
+    # The narrowest width wins a tie; the bound keeps the dense masks (rows x width^2) within
+    # ``widths`` times those of the padded batch.
     longest = max(lengths)
     options = [(first_fit_decreasing(lengths, k * longest), k * longest) for k in range(1, widths + 1)]
     return min(options, key=lambda option: (len(option[0]) * option[1], option[1]))
@@ -62,8 +60,7 @@ def fewest_positions(lengths: list[int], widths: int = 4) -> tuple[list[list[int
 
 @dataclass
 class PackingCollator:
-    """Packs a batch of prepared rows ({input_ids, labels}) into padded rows with ``segment_ids``
-    (-1 on padding), position ids restarting per conversation, and a 2D ``attention_mask`` of the real tokens."""
+    """Packs prepared rows ({input_ids, labels}) with ``segment_ids`` (-1: padding), restarting positions, a 2D mask."""
 
     pad_token_id: int
 
