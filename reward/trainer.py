@@ -4,7 +4,8 @@ A packed row is ``prompt | response_a | response_b [| response_c]``. Each respon
 to the prompt and to itself (a 4D block mask; position ids alone do not isolate segments in
 transformers 5.19), its positions continue from the prompt's end, and its score is read at its
 last token, so a response scores exactly as it does alone. The mask is the workbench's additive
-document mask (:func:`workbench.masking.document_mask`), which sdpa and eager both honour.
+document mask with the prompt as a shared segment (:func:`workbench.masking.attention_inputs`),
+which sdpa and eager both honour; flash-attention cannot express it and is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from reward.data import PACKED_COLUMNS
-from workbench.masking import document_mask
+from workbench.masking import attention_inputs
 from workbench.trl_private import RewardTrainerHooks, pad
 
 
@@ -30,14 +31,6 @@ def bradley_terry_terms(better: torch.Tensor, worse: torch.Tensor, margin: torch
 def bradley_terry_loss(better: torch.Tensor, worse: torch.Tensor, margin: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of -log sigmoid(r_better - r_worse - margin) over pairs."""
     return bradley_terry_terms(better, worse, margin).mean()
-
-
-def block_mask(segment_ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Additive [batch, 1, T, T] mask: causal, and a response (segment >= 1) sees only the prompt (0) and itself.
-
-    Padding (segment -1) attends to itself only, so no row of the softmax is empty.
-    """
-    return document_mask(segment_ids, dtype, shared_segment=0)
 
 
 def response_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
@@ -100,8 +93,7 @@ class RankedRowsRewardTrainer(RewardTrainerHooks):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """Bradley-Terry loss over every ranked pair of every row in the batch."""
         mode = "train" if self.model.training else "eval"
-        dtype = next(model.parameters()).dtype
-        mask = block_mask(inputs["segment_ids"], dtype)
+        mask = attention_inputs(model, inputs["segment_ids"], shared_segment=0)["attention_mask"]
         scores = response_scores(model, inputs["input_ids"], mask, inputs["position_ids"], inputs["ends"])
         flat = scores.reshape(-1)
         better, worse = flat[inputs["pairs"][:, 0]], flat[inputs["pairs"][:, 1]]

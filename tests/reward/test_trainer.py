@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from reward.data import packed_rows
-from reward.trainer import RankedRowsCollator, block_mask, bradley_terry_loss, response_scores
+from reward.trainer import RankedRowsCollator, bradley_terry_loss, response_scores
 from workbench import chat
+from workbench.masking import attention_inputs
 from workbench.preferences import Preference
 
 
@@ -39,14 +40,6 @@ def test_a_three_response_row_gives_its_three_ranked_pairs(tiny_tokenizer):
     assert batch["margin"].tolist() == [2.0, 2.0, 2.0]
 
 
-def test_block_mask_isolates_responses():
-    segments = torch.tensor([[0, 0, 1, 1, 2, 2, -1]])
-    allowed = block_mask(segments)[0, 0] == 0
-    assert allowed[3].tolist() == [True, True, True, True, False, False, False]  # prompt + itself
-    assert allowed[5].tolist() == [True, True, False, False, True, True, False]  # not response 1
-    assert allowed[6].tolist() == [False] * 6 + [True]  # padding sees itself only
-
-
 def alone_ids(tokenizer, prompt: list[dict], response: str) -> list[int]:
     """One (prompt, response) tokenized straight from the tokenizer: its chat template, then the response's turn."""
     head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)["input_ids"]
@@ -76,8 +69,8 @@ def test_packed_scores_equal_scores_alone(tiny_model_dir, tiny_tokenizer, attn):
     rows = packed_rows(records, tiny_tokenizer, 512, {}, seed=0)
     batch = RankedRowsCollator(tiny_tokenizer.pad_token_id)([rows.dataset[0], rows.dataset[1]])
     with torch.no_grad():
-        packed = response_scores(model, batch["input_ids"], block_mask(batch["segment_ids"]),
-                                 batch["position_ids"], batch["ends"])
+        mask = attention_inputs(model, batch["segment_ids"], shared_segment=0)["attention_mask"]
+        packed = response_scores(model, batch["input_ids"], mask, batch["position_ids"], batch["ends"])
     alone_scores = set()
     for b, record in enumerate(records):
         row = rows.dataset[b]
