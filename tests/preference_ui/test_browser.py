@@ -136,7 +136,7 @@ def test_a_refused_submit_shows_its_reason_beside_the_cause_and_the_page_stays_u
     assert third not in (item, second) and page.locator(".wb-error").count() == 0
 
 
-def test_skip_without_a_reason_is_refused_beside_the_skip_box(app, browser):
+def test_skip_without_a_reason_is_refused_beside_the_skip_box_and_enter_leaves_the_reason_boxes(app, browser):
     url, store = app
     store.import_items(_items()[1:], overlap=1)
     page = _page(browser, url, "bob")
@@ -149,8 +149,17 @@ def test_skip_without_a_reason_is_refused_beside_the_skip_box(app, browser):
     page.keyboard.press("s")
     page.keyboard.type("prompt is unclear")
     page.keyboard.press("Enter")
-    _wait_item(page, item)
+    nxt = _wait_item(page, item)
     assert store.skips()[0]["reason"] == "prompt is unclear"
+
+    page.keyboard.press("f")  # a flag by keyboard; Enter sends it and leaves the box
+    page.keyboard.type("garbled <prompt>")
+    page.keyboard.press("Enter")
+    page.locator("#wb-status .wb-ok", has_text="Flagged item " + nxt).wait_for()
+    assert [(f["item_id"], f["reason"]) for f in store.flags()] == [(nxt, "garbled <prompt>")]
+    page.keyboard.press("b")  # a shortcut again, not text in the flag box
+    page.wait_for_function("() => document.querySelector('#wb-choice input[value=\"B\"]').checked")
+    assert page.locator("#wb-flag-reason input").input_value() == ""
 
 
 def test_a_draft_survives_a_side_switch_and_a_reload(app, browser):
