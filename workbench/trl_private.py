@@ -6,7 +6,8 @@ own packed rows) and wrapping a step's loss (DPO adds its per-sequence NLL term)
 turn those private steps into public hooks, so the trainers in ``workbench.posttrain.dpo`` and
 ``reward.trainer`` override only names of their own. The helpers TRL keeps outside its top-level
 exports are re-exported from here too. Moving to another TRL means reading the overridden methods
-in its source and updating :data:`TRL_VERSION`.
+in its source, and the SFTTrainer behaviour ``workbench.posttrain.sft_packing`` relies on (its
+docstring lists it), and updating :data:`TRL_VERSION`.
 """
 
 from __future__ import annotations

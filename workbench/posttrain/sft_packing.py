@@ -9,7 +9,8 @@ each row; :func:`document_masking` turns those numbers into the model's mask
 (:func:`workbench.masking.attention_inputs`) right before each forward. Under varlen kernels
 (flash-attention) TRL's own ``padding_free`` does the same with one row per batch.
 
-What this relies on in TRL 1.16 beyond its documented API (checked at import): the prepared
+What this relies on in TRL 1.16 beyond its documented API (``workbench.trl_private`` checks the
+release): the prepared
 ``train_dataset`` rows hold ``input_ids`` and ``labels``; SFTTrainer passes every collated key
 to ``model(**inputs)``; and its token count reads a 2D ``attention_mask``, which is why the
 collator returns one and the 4D mask is built in a forward pre-hook rather than in the collator.
@@ -22,14 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import trl
 
+from workbench import trl_private  # noqa: F401 - checks the TRL release these assumptions were read from
 from workbench.masking import attention_inputs
-
-TRL_VERSION = "1.16."  # the release whose SFTTrainer this module was written against
-if not trl.__version__.startswith(TRL_VERSION):
-    raise ImportError(f"workbench.posttrain.sft_packing: written for trl {TRL_VERSION}x, found {trl.__version__}; "
-                      "check the assumptions in its docstring against this TRL and update TRL_VERSION")
 
 IGNORE = -100
 
