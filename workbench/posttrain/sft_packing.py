@@ -10,9 +10,8 @@ each row; :func:`document_masking` turns those numbers into the model's mask
 (flash-attention) TRL's own ``padding_free`` does the same with one row per batch.
 
 What this relies on in TRL 1.16 beyond its documented API (``workbench.trl_private`` checks the
-release): the prepared
-``train_dataset`` rows hold ``input_ids`` and ``labels``; SFTTrainer passes every collated key
-to ``model(**inputs)``; and its token count reads a 2D ``attention_mask``, which is why the
+release): the prepared ``train_dataset`` rows hold ``input_ids`` and ``labels``; SFTTrainer passes
+every collated key to ``model(**inputs)``; and its token count reads a 2D ``attention_mask``, which is why the
 collator returns one and the 4D mask is built in a forward pre-hook rather than in the collator.
 """
 
