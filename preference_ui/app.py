@@ -84,6 +84,25 @@ HEAD = """
     u: () => q("#wb-undo"), g: () => q("#wb-guidelines button") || q("#wb-guidelines .label-wrap"),
   };
   const focusKeys = {e: "wb-editor", s: "wb-skip-reason", f: "wb-flag-reason"};
+  // Submit is enabled only for a complete answer, judged from what the page shows at this moment
+  // (answers to events sent earlier could carry an older state); the line under it says what is missing.
+  const missing = () => {
+    const side = q("#wb-choice input:checked")?.value;
+    if (["tie", "both_bad", "cannot_judge"].includes(side)) return [];
+    const out = [];
+    if (!side) out.push("choose a side [A/B]");
+    if (!q("#wb-level input:checked")) out.push("choose how much better [1-4]");
+    if (side && !(field("wb-editor")?.value || "").trim()) out.push("keep a response in the editor");
+    return out;
+  };
+  setInterval(() => {
+    const button = q("#wb-submit"), hint = q("#wb-submit-hint .wb-hint");
+    if (!button) return;
+    const open = !!field("wb-item")?.value, gaps = open ? missing() : [];
+    button.disabled = !open || gaps.length > 0;
+    const text = gaps.length ? `To submit, ${gaps.join(" and ")}.` : "";
+    if (hint && hint.textContent !== text) hint.textContent = text;
+  }, 100);
   document.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
       ev.preventDefault(); document.activeElement?.blur(); q("#wb-submit")?.click(); return;
@@ -169,6 +188,13 @@ def _side(title: str, text: str) -> str:
     return f'<div class="wb-side"><h4>{title}</h4>{render.markdown(text)}</div>'
 
 
+def _edit_diff(original: str, text: str) -> str:
+    """The edit against the response it started from, or nothing while it is unchanged."""
+    if not text.strip() or text.strip() == original.strip():
+        return ""
+    return _msg("Your edit against the chosen response:", "info") + render.diff(original, text)
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     """An escaped HTML table (cells given as ``("html", value)`` are inserted as they are)."""
     def cell(v):
@@ -216,10 +242,11 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                 editor = gr.Textbox(label="Chosen response: edit it to improve it (optional) [E]", lines=8,
                                     max_lines=40, elem_id="wb-editor", placeholder="Choose a side first [A/B]")
                 edit_err = gr.HTML(elem_id="wb-edit-error", padding=False)
+                edit_diff = gr.HTML(elem_id="wb-edit-diff", padding=False)
                 with gr.Row():
-                    submit_btn = gr.Button("Submit [Ctrl+Enter]", variant="primary", elem_id="wb-submit",
-                                           interactive=False, scale=3)
-                submit_hint = gr.Markdown(elem_id="wb-submit-hint")
+                    # enabled and explained by the page's script (HEAD), from what the page shows now
+                    submit_btn = gr.Button("Submit [Ctrl+Enter]", variant="primary", elem_id="wb-submit", scale=3)
+                gr.HTML('<div class="wb-hint"></div>', elem_id="wb-submit-hint", padding=False)
                 with gr.Row():
                     with gr.Column(min_width=280):
                         skip_reason = gr.Textbox(label="Skip reason [S, then Enter]", elem_id="wb-skip-reason",
@@ -266,17 +293,6 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                     f"{p['skipped']} skipped · overall {p['annotations_done']} / {p['annotations_needed']} "
                     f"({pct:.0f}%)")
 
-        def complete(side: str | None, strength: str | None, text: str | None) -> dict:
-            """Submit is enabled only for a complete answer; the hint says what is missing."""
-            if side in OUTCOMES:
-                return {submit_btn: gr.Button(interactive=True), submit_hint: ""}
-            missing = [what for what, ok in (("choose a side [A/B]", side in ("A", "B")),
-                                             ("choose how much better [1-4]", strength in LEVELS),
-                                             ("keep a response in the editor", not side or bool(text.strip())))
-                       if not ok]
-            return {submit_btn: gr.Button(interactive=not missing),
-                    submit_hint: f"To submit, {' and '.join(missing)}." if missing else ""}
-
         def view(user: str, message: str = "", kind: str = "ok", take_new: bool = True) -> dict:
             claim: Claim | None = store.claim_next(user, take_new=take_new)
             out = {e: "" for e in errors}
@@ -285,8 +301,9 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                         status: _msg(html.escape(message), kind) if message else ""})
             if claim is None:
                 idle = ADMIN_IDLE if not take_new else html.escape(NOTHING_LEFT)
-                out.update({item_id: "", prompt: _msg(idle, "info"), left: "", right: "", diff: "", choice: None,
-                            level: None, editor: "", next_btn: gr.Button(visible=True), **complete(None, None, "")})
+                out.update({item_id: "", prompt: _msg(idle, "info"), left: "", right: "", diff: "", edit_diff: "",
+                            choice: None,
+                            level: None, editor: "", next_btn: gr.Button(visible=True)})
                 return out
             draft = store.draft(user, claim.item_id)
             side = draft["choice"]
@@ -295,7 +312,8 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                         left: _side("Response A", claim.left), right: _side("Response B", claim.right),
                         diff: render.diff(claim.left, claim.right), choice: side, level: draft["level"],
                         editor_side: side if side in ("A", "B") else "",
-                        editor: text, next_btn: gr.Button(visible=False), **complete(side, draft["level"], text)})
+                        edit_diff: _edit_diff(claim.left if side == "A" else claim.right, text) if text else "",
+                        editor: text, next_btn: gr.Button(visible=False)})
             return out
 
         def refused(exc: StoreError) -> dict:
@@ -331,22 +349,22 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
             except StoreError as exc:
                 return refused(exc)
             if side in OUTCOMES:  # no response is chosen: the editor empties, its text stays in the draft
-                return {editor: "", editor_side: "", choice_err: "", edit_err: "", **complete(side, strength, "")}
+                return {editor: "", editor_side: "", choice_err: "", edit_err: "", edit_diff: ""}
             text = draft["edits"].get(side) or shown[side]
-            return {editor: text, editor_side: side, choice_err: "", edit_err: "", **complete(side, strength, text)}
+            return {editor: text, editor_side: side, choice_err: "", edit_err: "",
+                    edit_diff: _edit_diff(shown[side], text)}
 
         def on_change(item: str, side: str | None, strength: str | None, before: str | None, text: str | None,
                       request: gr.Request):
             """A new strength or a keystroke in the editor (whose text belongs to ``before``)."""
             user = _user(request)
             try:
-                draft = store.save_draft(user, item, side, strength, {before: text or ""} if before else {})
+                store.save_draft(user, item, side, strength, {before: text or ""} if before else {})
+                shown = dict(zip("AB", store.shown_responses(user, item)))
             except StoreError as exc:
                 return refused(exc)
-            # while a side switch is in flight the editor still holds the other side's text; the new
-            # side's text (its saved edit or its response) is never empty
-            current = (text or "") if side == before else (draft["edits"].get(side) or "response")
-            return {level_err: "", edit_err: "", **complete(side, strength, current)}
+            changes = _edit_diff(shown[before], text or "") if before in ("A", "B") else ""
+            return {level_err: "", edit_err: "", edit_diff: changes}
 
         def on_submit(item: str, side: str | None, strength: str | None, text: str | None, request: gr.Request):
             user = _user(request)
@@ -431,17 +449,18 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
             return {admin_summary: summary, admin_annotators: annotators, admin_flags: flags, admin_skips: skips,
                     admin_disagree: "".join(blocks) or "<p>No disagreements.</p>"}
 
-        view_outputs = [item_id, prompt, left, right, diff, choice, level, editor, editor_side, submit_btn,
-                        submit_hint, skip_reason, flag_reason, progress, status, next_btn, undo_box, *errors]
+        view_outputs = [item_id, prompt, left, right, diff, edit_diff, choice, level, editor, editor_side,
+                        skip_reason, flag_reason, progress, status, next_btn, undo_box, *errors]
         admin_outputs = [admin_summary, admin_annotators, admin_flags, admin_skips, admin_disagree]
         draft_inputs = [item_id, choice, level, editor]
         quiet = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
 
         demo.load(on_load, None, view_outputs + [admin_tab], **quiet)
         next_btn.click(on_next, None, view_outputs, **quiet).then(None, js=AFTER_VIEW_JS)
-        change_outputs = [submit_btn, submit_hint, level_err, edit_err, status, next_btn]
+        change_outputs = [level_err, edit_err, edit_diff, status, next_btn]
         choice.input(on_choose, [item_id, editor_side, choice, level, editor],
-                     [editor, editor_side, submit_btn, submit_hint, choice_err, edit_err, status, next_btn], **quiet)
+                     [editor, editor_side, choice_err, edit_err, edit_diff, status, next_btn],
+                     **quiet)
         level.input(on_change, [item_id, choice, level, editor_side, editor], change_outputs, **quiet)
         editor.change(on_change, [item_id, choice, level, editor_side, editor], change_outputs,
                      trigger_mode="always_last", **quiet)

@@ -172,10 +172,14 @@ def test_a_draft_survives_a_side_switch_and_a_reload(app, browser):
     page.wait_for_function("() => document.querySelector('#wb-editor textarea').value !== ''")
     page.locator("#wb-editor textarea").fill("my edit of A")
     _saved(store, "bob", item, "A", "my edit of A")
+    page.locator("#wb-edit-diff ins").first.wait_for()  # the edit against the response it started from
+    assert "edit" in "".join(page.locator("#wb-edit-diff ins").all_inner_texts())
+    assert "Answer" in "".join(page.locator("#wb-edit-diff del").all_inner_texts())
     page.keyboard.press("Escape")
     page.keyboard.press("b")
     right = store.shown_responses("bob", item)[1]
     page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t", arg=right)
+    page.locator("#wb-edit-diff ins").wait_for(state="detached")  # B is unchanged: no diff
     page.keyboard.press("a")
     page.wait_for_function("() => document.querySelector('#wb-editor textarea').value === 'my edit of A'")
 
