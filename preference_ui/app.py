@@ -5,8 +5,10 @@ refuses anything the user may not do. In the browser a refusal never raises: the
 the reason into the message box beside the input that caused it (or the status line for the item
 itself) and leaves every other component as it was. The answer in progress (side, strength, the
 edit per side) is saved as a draft in the store on every change, so a reload or a side switch
-keeps it. Prompts and responses are server-rendered, sanitised HTML (:mod:`preference_ui.render`).
-API clients call the ``gr.api`` endpoints, which raise the store's refusals as errors.
+keeps it. Submit is enabled by the page's script (``HEAD``) only while the answer shown is complete.
+Prompts and responses are server-rendered, sanitised HTML (:mod:`preference_ui.render`). API
+clients call the ``gr.api`` endpoints, which raise the store's refusals as errors. The server sits
+behind :class:`preference_ui.security.Guard` (login rate limits, sessions, same-origin, no uploads).
 """
 
 from __future__ import annotations
