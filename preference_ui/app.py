@@ -217,7 +217,7 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                 status = gr.HTML(elem_id="wb-status", padding=False)
                 next_btn = gr.Button("Get my next item", elem_id="wb-next", visible=False, size="sm")
                 gr.Markdown(SHORTCUT_HINT)
-                with gr.Accordion("Guidelines", open=False, elem_id="wb-guidelines"):
+                with gr.Accordion("Guidelines", open=False, elem_id="wb-guidelines") as guidelines:
                     gr.Markdown(GUIDELINES)
                     gr.Markdown("**Keyboard shortcuts**\n" + SHORTCUTS)
                 item_id = gr.Textbox(label="Item", interactive=False, elem_id="wb-item", max_lines=1)
@@ -336,7 +336,10 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
         def on_load(request: gr.Request):
             user = _user(request)
             admin = store.is_admin(user)
-            return {**view(user, take_new=not admin), admin_tab: gr.Tab(visible=admin)}
+            p = store.progress(user)
+            first_time = p["submitted"] + p["skipped"] == 0 and store.last_submission(user) is None
+            return {**view(user, take_new=not admin), admin_tab: gr.Tab(visible=admin),
+                    guidelines: gr.Accordion(open=first_time)}
 
         def on_next(request: gr.Request):
             return view(_user(request))
@@ -457,7 +460,7 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
         draft_inputs = [item_id, choice, level, editor]
         quiet = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
 
-        demo.load(on_load, None, view_outputs + [admin_tab], **quiet)
+        demo.load(on_load, None, view_outputs + [admin_tab, guidelines], **quiet)
         next_btn.click(on_next, None, view_outputs, **quiet).then(None, js=AFTER_VIEW_JS)
         change_outputs = [level_err, edit_err, edit_diff, status, next_btn]
         choice.input(on_choose, [item_id, editor_side, choice, level, editor],

@@ -220,6 +220,8 @@ def test_tie_needs_no_strength_and_each_level_shows_its_definition(app, browser)
     store.import_items(_items()[1:], overlap=1)
     page = _page(browser, url, "bob")
     item = _wait_item(page)
+    guidelines = page.get_by_text("Judge correctness first")
+    assert guidelines.is_visible()  # open at the first login
     levels = page.locator("#wb-level").inner_text()
     assert "significantly better [1]: one is right and the other wrong or useless" in levels
     assert "marginally better [4]: nearly equal" in levels
@@ -234,6 +236,11 @@ def test_tie_needs_no_strength_and_each_level_shows_its_definition(app, browser)
     assert "(tie (equally good))" in page.locator("#wb-status").inner_text()
     assert [(o["annotator"], o["outcome"]) for o in store.export_outcomes()] == [("bob", "tie")]
     assert store.export() == []
+    page.reload()
+    _wait_item(page)
+    assert not guidelines.is_visible()  # closed once the annotator has answered
+    page.keyboard.press("g")
+    guidelines.wait_for()
 
 
 def test_undo_asks_first_and_brings_back_the_answer_it_withdrew(app, browser):
