@@ -83,6 +83,7 @@ def main() -> int:
                     page.locator("#wb-admin-disagreements .wb-disagreement").wait_for()
                 else:
                     page.wait_for_function("() => document.querySelector('#wb-item input').value")
+                    page.keyboard.press("g")  # close the guidelines, open at a first login
                     page.keyboard.press("a")
                     page.keyboard.press("2")
                     page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
