@@ -431,6 +431,14 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                        + "</p><p>Krippendorff's alpha (signed ordinal, "
                        f"{stats['agreement']['items']} overlapping items): "
                        f"<b>{'n/a' if alpha is None else f'{alpha:.3f}'}</b></p>")
+            def alpha(round_: int) -> str:
+                agreement = store.agreement(round_)
+                value = "n/a" if agreement["alpha"] is None else f"{agreement['alpha']:.3f}"
+                return f"{value} ({agreement['items']})"
+
+            per_round = _table(
+                ["round", "not started", "in progress", "complete", "Krippendorff's alpha (overlapping items)"],
+                [[r, c["open"], c["in_progress"], c["complete"], alpha(r)] for r, c in store.item_status().items()])
             annotators = _table(
                 ["annotator", "submitted", "skipped", "flagged items", "median s / answer", "agrees with others",
                  "overlapping answers"],
@@ -451,7 +459,7 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                               f'{render.conversation(d["prompt"])}'
                               f'{_table(["a", "b"], [[("html", render.markdown(d["response_a"])), ("html", render.markdown(d["response_b"]))]])}'
                               f"{answers}</div>")
-            return {admin_summary: summary, admin_annotators: annotators, admin_flags: flags, admin_skips: skips,
+            return {admin_summary: summary + per_round, admin_annotators: annotators, admin_flags: flags, admin_skips: skips,
                     admin_disagree: "".join(blocks) or "<p>No disagreements.</p>"}
 
         view_outputs = [item_id, prompt, left, right, diff, edit_diff, choice, level, editor, editor_side,

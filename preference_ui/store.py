@@ -722,6 +722,15 @@ class Store:
             "SELECT f.* FROM flags f JOIN items i ON i.id = f.item_id WHERE ? IS NULL OR i.round = ? ORDER BY f.id",
             (round, round)).fetchall()]
 
+    def item_status(self) -> dict[int, dict[str, int]]:
+        """Per round: items not started, in progress (answered or held, not complete) and complete."""
+        now = self.clock()
+        rows = self._conn().execute(
+            "SELECT i.round, SUM(i.n_done >= i.overlap), SUM(i.n_done < i.overlap AND (i.n_done > 0 OR EXISTS "
+            "(SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.status = 'claimed' AND a.lease_expires > ?))), "
+            "COUNT(*) FROM items i GROUP BY i.round ORDER BY i.round", (now,)).fetchall()
+        return {r[0]: {"open": r[3] - r[1] - r[2], "in_progress": r[2], "complete": r[1]} for r in rows}
+
     def skips(self, round: int | None = None) -> list[dict]:
         """Every skip with its reason (item_id, user, reason, claimed_at), oldest claim first."""
         return [dict(r) for r in self._conn().execute(

@@ -326,6 +326,8 @@ def test_admin_opens_without_taking_an_item_and_sees_flags_and_disagreements(app
     disagreement = page.locator("#wb-admin-disagreements .wb-disagreement")
     assert disagreement.count() == 1 and "b001" in disagreement.inner_text()
     assert "bob" in disagreement.inner_text() and "carol" in disagreement.inner_text()
+    summary = page.locator("#wb-admin-summary").inner_text()
+    assert "not started" in summary and "Krippendorff" in summary
     annotators = page.locator("#wb-admin-annotators").inner_text()
     assert "bob" in annotators and "0%" in annotators  # bob and carol disagree on their one shared item
 

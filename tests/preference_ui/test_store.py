@@ -385,6 +385,8 @@ def test_review_lists_skips_flags_disagreements_and_per_annotator_agreement(tmp_
     assert stats["bob"]["submitted"] == 2 and stats["bob"]["skipped"] == 1 and stats["bob"]["flagged"] == 1
     assert stats["bob"]["agreement"] == stats["carol"]["agreement"] == 0.5
     assert stats["bob"]["overlapping"] == 2 and stats["bob"]["median_seconds"] >= 0.0
+    store.claim_next("carol")  # it002, which bob skipped: held by carol now
+    assert store.item_status() == {1: {"open": 0, "in_progress": 1, "complete": 2}}
 
 
 def test_tie_both_bad_and_cannot_judge_are_answers_kept_out_of_the_preferences(tmp_path):
