@@ -75,13 +75,13 @@ def test_a_prompts_identical_samples_are_verified_once():
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, tiny_model_dir, tiny_reward_dir, hf_backend):
+def finished(tmp_path_factory, stopping_policy_dir, tiny_reward_dir, stopping_backend):
     """One rejection-sampling run with the transformers backend, a verifier and system prompts."""
     root = tmp_path_factory.mktemp("rs")
     prompts = write_prompts(root / "prompts.jsonl", 7)
     out = root / "rounds" / "round_01" / "samples"
-    metrics = run_rejection_sampling(cfg(), tiny_model_dir, tiny_reward_dir, prompts, out, seed=0,
-                                     verifier=even_length, backend=hf_backend)  # scored by its own RewardScorer
+    metrics = run_rejection_sampling(cfg(), stopping_policy_dir, tiny_reward_dir, prompts, out, seed=0,
+                                     verifier=even_length, backend=stopping_backend)  # scored by its own RewardScorer
     return out, metrics
 
 
@@ -96,19 +96,21 @@ def test_every_candidate_is_written_as_a_parquet_dataset(finished):
     assert all(n >= 1 for n in data["num_tokens"]) and all(t > 0 for t in data["gen_time_s"])
 
 
-def test_the_kept_sample_is_the_best_scored_one_that_passes_the_verifier(finished):
+def test_the_kept_sample_is_the_best_scored_finished_one_that_passes_the_verifier(finished):
     out, metrics = finished
     rows = load_candidates(out).to_list()
     for pid in {r["prompt_id"] for r in rows}:
         group = [r for r in rows if r["prompt_id"] == pid]
         assert all(r["verified"] == even_length(None, r["text"]) for r in group)
-        passing = [r for r in group if r["verified"]]
+        passing = [r for r in group if r["verified"] and r["finish_reason"] == "stop"]
         chosen = [r for r in group if r["chosen"]]
         if passing:
             assert chosen == [max(passing, key=lambda r: r["score"])]
         else:
             assert chosen == []
     assert any(not r["verified"] for r in rows), "the verifier should have dropped some samples"
+    assert any(r["verified"] and r["finish_reason"] == "length" for r in rows), "some passing samples should be cut off"
+    assert metrics["num_selected"] > 0
     assert len({round(r["score"], 4) for r in rows}) > len(rows) // 2, "the scores should tell the samples apart"
     assert metrics["verifier_pass_rate"] == pytest.approx(sum(r["verified"] for r in rows) / len(rows))
 
@@ -145,7 +147,7 @@ def test_sft_file_holds_the_best_response_per_prompt(finished):
         assert record["score"] == row["score"]
 
 
-def test_manifest_is_done_with_metrics_and_a_rerun_skips(finished, tiny_model_dir, tiny_reward_dir):
+def test_manifest_is_done_with_metrics_and_a_rerun_skips(finished, stopping_policy_dir, tiny_reward_dir):
     out, metrics = finished
     manifest = read_manifest(out)
     assert manifest["status"] == "done" and manifest["metrics"] == metrics
@@ -155,7 +157,7 @@ def test_manifest_is_done_with_metrics_and_a_rerun_skips(finished, tiny_model_di
     assert metrics["mean_score_selected"] == pytest.approx(sum(chosen) / len(chosen))
     assert metrics["samples_per_s"] > 0 and metrics["tokens_per_s"] > 0
     assert not (out / "generations").exists()
-    again = run_rejection_sampling(cfg(), tiny_model_dir, tiny_reward_dir, out.parent.parent.parent / "prompts.jsonl",
+    again = run_rejection_sampling(cfg(), stopping_policy_dir, tiny_reward_dir, out.parent.parent.parent / "prompts.jsonl",
                                    out, seed=0, backend=object(), scorer=object())  # would fail if used
     assert again == metrics
 
@@ -174,8 +176,9 @@ def test_vllm_backend_feeds_rejection_sampling(tmp_path, tiny_model_dir, tiny_re
     prompts = write_prompts(tmp_path / "prompts.jsonl", 4)
     metrics = run_rejection_sampling(cfg(backend="vllm", k=3), tiny_model_dir, tiny_reward_dir, prompts,
                                      tmp_path / "samples", seed=0, backend=vllm_backend)
-    assert metrics["num_candidates"] == 12 and metrics["num_selected"] == 4
     rows = load_candidates(tmp_path / "samples").to_list()
+    assert metrics["num_candidates"] == len(rows) == 12
+    assert metrics["num_selected"] == len({r["prompt_id"] for r in rows if r["finish_reason"] == "stop"})
     assert [r["score"] for r in rows] == pytest.approx(plain_scores(tiny_reward_dir, rows), abs=1e-5)
 
 
@@ -189,12 +192,13 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_without_losing_or_duplicating_prompts(tmp_path, tiny_model_dir, tiny_reward_dir, hf_backend):
+def test_a_killed_run_resumes_without_losing_or_duplicating_prompts(tmp_path, stopping_policy_dir, tiny_reward_dir,
+                                                                    stopping_backend):
     settings = dict(backend="transformers", k=4, max_new_tokens=24, shard_size=2, batch_size=2, system_prompts=SYSTEMS)
     prompts = write_prompts(tmp_path / "prompts.jsonl", 8)
     out = tmp_path / "samples"
     script = tmp_path / "run.py"
-    script.write_text(KILLED_RUN.format(cfg=settings, policy=str(tiny_model_dir),
+    script.write_text(KILLED_RUN.format(cfg=settings, policy=str(stopping_policy_dir),
                                         prompts=str(prompts), out=str(out), reward=str(tiny_reward_dir)))
     proc = subprocess.Popen([sys.executable, str(script)], cwd=HERE.parent.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -209,32 +213,35 @@ def test_a_killed_run_resumes_without_losing_or_duplicating_prompts(tmp_path, ti
     done_before = len(list(generated.glob("shard_*.jsonl")))
     assert done_before < 4 and read_manifest(out)["status"] == "running"
 
-    backend = CountingBackend(hf_backend)
-    metrics = run_rejection_sampling(SamplingConfig(**settings), tiny_model_dir, tiny_reward_dir, prompts, out, seed=0,
-                                     backend=backend)
+    backend = CountingBackend(stopping_backend)
+    metrics = run_rejection_sampling(SamplingConfig(**settings), stopping_policy_dir, tiny_reward_dir, prompts, out,
+                                     seed=0, backend=backend)
     assert backend.prompts == 8 - 2 * done_before  # finished shards were not generated again
-    ids = load_candidates(out)["prompt_id"]
-    assert sorted(ids) == sorted(f"p{i:03d}" for i in range(8) for _ in range(4))
+    candidates = load_candidates(out)
+    assert sorted(candidates["prompt_id"]) == sorted(f"p{i:03d}" for i in range(8) for _ in range(4))
     sft_ids = [json.loads(line)["prompt_id"] for line in (out / "sft.jsonl").read_text().splitlines()]
-    assert sorted(sft_ids) == [f"p{i:03d}" for i in range(8)]
+    chosen_ids = [pid for pid, chosen in zip(candidates["prompt_id"], candidates["chosen"]) if chosen]
+    assert sft_ids and sorted(sft_ids) == sorted(chosen_ids) == sorted(set(chosen_ids))
     shard_ids = [pid for f in sorted((out / "shards").glob("*.json")) for pid in json.loads(f.read_text())["prompt_ids"]]
     assert shard_ids == [f"p{i:03d}" for i in range(8)]
     assert metrics["num_prompts"] == 8 and read_manifest(out)["status"] == "done"
     assert not list(out.rglob(".*.tmp"))
 
 
-def test_cli_runs_with_the_reward_scorer(tmp_path, tiny_model_dir, tiny_reward_dir, capsys):
+def test_cli_runs_with_the_reward_scorer(tmp_path, stopping_policy_dir, tiny_reward_dir, capsys):
     pytest.importorskip("reward.scoring")
     from rounds.main import main
 
     prompts = write_prompts(tmp_path / "prompts.jsonl", 3)
     out = tmp_path / "samples"
-    code = main(["sample", "--policy", str(tiny_model_dir), "--reward", str(tiny_reward_dir), "--prompts", str(prompts),
+    code = main(["sample", "--policy", str(stopping_policy_dir), "--reward", str(tiny_reward_dir), "--prompts", str(prompts),
                  "--out", str(out), "--set", "sampling.backend=transformers", "--set", "sampling.k=2",
                  "--set", "sampling.max_new_tokens=8", "--set", "device=cpu"])
     assert code == 0
-    assert json.loads(capsys.readouterr().out)["num_selected"] == 3
-    assert len(load_candidates(out)) == 6
+    rows = load_candidates(out).to_list()
+    assert len(rows) == 6
+    assert json.loads(capsys.readouterr().out)["num_selected"] == len({r["prompt_id"] for r in rows
+                                                                       if r["finish_reason"] == "stop"}) > 0
 
 
 def test_task_verifier_checks_prompts_that_carry_a_task():
