@@ -18,7 +18,7 @@ def tiny_reward_dir(tmp_path_factory, tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def stopping_policy_dir(tmp_path_factory, tiny_model_dir):
-    """The tiny model with its stop tokens' embeddings doubled: 12 of 28 samples of 12 tokens end their turn.
+    """The tiny model with its stop tokens' embeddings doubled: about half its 12-token samples end their turn.
 
     The random tiny model's samples almost never stop, and a sample cut off at max_new_tokens is never
     chosen, so selection needs a policy whose samples sometimes stop.
