@@ -5,7 +5,8 @@ one stage folder. Before a worker does a piece of work (a shard's generation or 
 it by creating ``claims/<key>.json`` with ``O_CREAT | O_EXCL``: of two workers, exactly one creates
 the file. While it works, a thread renews the claim's expiry every third of the lease. A claim whose
 expiry has passed belongs to a dead worker: another worker takes it over by renaming the file aside
-(only one rename of a file succeeds) and creating its own. Claims are removed once the work's output
+(only one rename of a file succeeds) and creating its own; a claim of a process of this host that no
+longer runs (a crashed run restarted here) is taken over at once. Claims are removed once the work's output
 is on disk, so a finished piece is recognised by its output, never by its claim.
 """
 
@@ -35,7 +36,23 @@ class Claims:
         return self.folder / f"{key}.json"
 
     def _record(self) -> bytes:
-        return json.dumps({"worker": self.worker, "expires": time.time() + self.lease_seconds}).encode()
+        return json.dumps({"worker": self.worker, "host": socket.gethostname(), "pid": os.getpid(),
+                           "expires": time.time() + self.lease_seconds}).encode()
+
+    @staticmethod
+    def _dead(held: dict) -> bool:
+        """True when the claim's lease ran out, or its worker was a process of this host that no longer runs."""
+        if held["expires"] <= time.time():
+            return True
+        if held.get("host") != socket.gethostname() or not isinstance(held.get("pid"), int):
+            return False
+        try:
+            os.kill(held["pid"], 0)
+        except ProcessLookupError:
+            return True  # a crashed run on this machine: no need to wait out its lease
+        except PermissionError:
+            return False  # alive, another user's
+        return False
 
     def holder(self, key: str) -> dict | None:
         """The claim on ``key`` (worker, expires), or None when nobody holds it."""
@@ -52,8 +69,10 @@ class Claims:
         path = self.path(key)
         held = self.holder(key)
         if held is not None:
-            if held["expires"] > time.time():
-                return held["worker"] == self.worker
+            if held["worker"] == self.worker:
+                return True
+            if not self._dead(held):
+                return False
             try:  # a dead worker's claim: set it aside; of several workers, one rename succeeds
                 path.rename(path.with_name(f"{path.stem}.stale-{uuid.uuid4().hex[:8]}"))
             except FileNotFoundError:

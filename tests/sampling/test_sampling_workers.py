@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +47,18 @@ def test_of_two_workers_one_gets_a_claim_and_a_dead_workers_claim_is_taken_over(
     assert len(list(tmp_path.glob("generate-shard_00000.stale-*"))) == 1
     b.release("generate-shard_00000")
     assert b.holder("generate-shard_00000") is None
+
+
+def test_a_claim_of_a_process_of_this_host_that_died_is_taken_over_at_once(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "k.json").write_text(json.dumps({"worker": "crashed", "host": socket.gethostname(), "pid": dead.pid,
+                                                 "expires": time.time() + 3600}))
+    alive = {"worker": "elsewhere", "host": socket.gethostname(), "pid": os.getpid(), "expires": time.time() + 3600}
+    (tmp_path / "j.json").write_text(json.dumps(alive))
+    claims = Claims(tmp_path, "b", lease_seconds=60)
+    assert claims.try_claim("k") and claims.holder("k")["worker"] == "b"  # no wait for the lease
+    assert not claims.try_claim("j")  # a live process's claim is left alone
 
 
 def test_a_held_claim_is_renewed_while_its_work_runs(tmp_path):
