@@ -72,7 +72,8 @@ class DistributedConfig:
     num_machines: int = field(1, "machines taking part; each runs the same command with its machine_rank")
     machine_rank: int = field(0, "this machine's rank (0 runs the orchestrator; others run `workbench launch follow`)")
     main_process_ip: str = field("127.0.0.1", "address of machine 0, reachable from every machine")
-    main_process_port: int = field(29500, "port on machine 0 for the process group's rendezvous")
+    main_process_port: int = field(29500, "port on machine 0 for the rendezvous of several machines (one machine "
+                                          "takes a free port per launch)")
     mixed_precision: Literal["no", "bf16", "fp16"] = field("no", "accelerate's mixed precision (bf16 on recent GPUs)")
     accelerate_config: str | None = field(
         None, "an accelerate config file; default for fsdp and deepspeed: the shipped "

@@ -19,6 +19,7 @@ import importlib
 import json
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import time
@@ -54,6 +55,13 @@ def accelerate_config_file(dist) -> Path | None:
     return ACCELERATE_CONFIGS / SHIPPED[dist.strategy] if dist.strategy in SHIPPED else None
 
 
+def free_port() -> int:
+    """A TCP port of this machine that nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def accelerate_command(dist, call_file: Path, machine_rank: int | None = None) -> list[str]:
     """The `accelerate launch` command line that runs ``call_file`` on this machine's processes."""
     command = [sys.executable, "-m", "accelerate.commands.launch"]
@@ -62,10 +70,13 @@ def accelerate_command(dist, call_file: Path, machine_rank: int | None = None) -
         command += ["--config_file", str(config)]
     else:  # ddp: torchrun under accelerate; on the CPU the trainers' use_cpu makes it DDP over gloo
         command += ["--multi_gpu"]
+    # One machine: a free port per launch, so a killed launch's lingering rendezvous cannot block the
+    # next one; several: the agreed port, which every machine must know.
+    port = dist.main_process_port if dist.num_machines > 1 else free_port()
     command += ["--num_processes", str(dist.num_processes * dist.num_machines),
                 "--num_machines", str(dist.num_machines),
                 "--machine_rank", str(dist.machine_rank if machine_rank is None else machine_rank),
-                "--main_process_ip", dist.main_process_ip, "--main_process_port", str(dist.main_process_port),
+                "--main_process_ip", dist.main_process_ip, "--main_process_port", str(port),
                 "--mixed_precision", dist.mixed_precision, "--dynamo_backend", "no",
                 "-m", "workbench.launch", str(call_file)]
     return command

@@ -28,6 +28,9 @@ def test_the_command_launches_this_module_with_the_strategy(tmp_path):
     assert command[1:3] == ["-m", "accelerate.commands.launch"] and "--multi_gpu" in command
     assert command[-3:] == ["-m", "workbench.launch", str(tmp_path / "call.pkl")]
     assert command[command.index("--num_processes") + 1] == "2"
+    assert command[command.index("--main_process_port") + 1] != "29500"  # one machine: a free port each launch
+    two = accelerate_command(DistributedConfig(strategy="ddp", num_machines=2, main_process_port=29611), tmp_path)
+    assert two[two.index("--main_process_port") + 1] == "29611"  # several: the agreed one
     fsdp = accelerate_command(DistributedConfig(strategy="fsdp", num_processes=2), tmp_path / "call.pkl")
     assert fsdp[fsdp.index("--config_file") + 1].endswith("configs/accelerate/fsdp2.yaml")
     assert launch_dir(tmp_path / "sft" / "model") == tmp_path / "sft" / ".model.launch"
