@@ -99,6 +99,28 @@ def check_strategy(dist) -> None:
                               "(`pip install deepspeed` on the GPU machines)") from exc
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (PR_SET_PDEATHSIG); elsewhere, nothing.
+
+    A killed orchestrator then takes its launch with it: torchrun starts the trainers in sessions of
+    their own, so killing the orchestrator's process group would otherwise leave them training and
+    writing into the stage folder the resumed run works on.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def tied_to_this_process(command: list[str]) -> list[str]:
+    """``command`` run through this module, which asks to die with its parent and then execs it."""
+    return [sys.executable, "-m", "workbench.launch", "--exec", *command]
+
+
 def child_env(dist) -> dict[str, str]:
     """The children's environment: the cores shared between this machine's processes."""
     env = dict(os.environ)
@@ -125,7 +147,7 @@ def run_call(dist, fn: Callable[..., Any], out: str | Path, **kwargs) -> Any:
     tmp.replace(call_file)
     command = accelerate_command(dist, call_file)
     atomic_write_text(folder / "command.txt", " ".join(command) + "\n")
-    done = subprocess.run(command, env=child_env(dist))
+    done = subprocess.run(tied_to_this_process(command), env=child_env(dist))
     if done.returncode != 0:
         raise RuntimeError(f"{target} failed under `accelerate launch` with exit code {done.returncode} "
                            f"(strategy {dist.strategy}, {dist.num_processes} process(es) per machine); "
@@ -153,7 +175,7 @@ def follow(run_root: str | Path, dist, idle_seconds: float | None = None, poll: 
             continue
         call_file = pending[0]
         (call_file.parent / JOINED.format(rank=dist.machine_rank)).touch()
-        done = subprocess.run(accelerate_command(dist, call_file), env=child_env(dist))
+        done = subprocess.run(tied_to_this_process(accelerate_command(dist, call_file)), env=child_env(dist))
         if done.returncode != 0:
             raise RuntimeError(f"{call_file}: this machine's share failed with exit code {done.returncode}")
         joined, idle_since = joined + 1, time.monotonic()
@@ -162,6 +184,7 @@ def follow(run_root: str | Path, dist, idle_seconds: float | None = None, poll: 
 
 def main(call_file: str) -> None:
     """Inside each launched process: run the pickled call; the main process writes its result."""
+    die_with_parent()
     call = pickle.loads(Path(call_file).read_bytes())
     module, _, name = call["fn"].partition(":")
     fn: Any = importlib.import_module(module)
@@ -173,4 +196,7 @@ def main(call_file: str) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--exec":  # the launcher: dies with the orchestrator (the request survives exec)
+        die_with_parent()
+        os.execv(sys.argv[2], sys.argv[2:])
     main(sys.argv[1])

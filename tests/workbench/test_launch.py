@@ -145,3 +145,46 @@ def test_the_reward_model_on_two_launched_processes_matches_one(tmp_path, tiny_m
     a, b = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
     assert one["heldout_accuracy"] == two["heldout_accuracy"]
+
+
+@pytest.mark.slow
+def test_a_killed_orchestrator_takes_its_launched_processes_with_it(tmp_path):
+    """torchrun starts the trainers in sessions of their own; they must not outlive the orchestrator."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    script = ("import sys; from pathlib import Path; from launch_helpers import nap; "
+              "from workbench.config import DistributedConfig; from workbench.launch import run_call; "
+              "run_call(DistributedConfig(strategy='ddp', num_processes=2), nap, Path(sys.argv[1]), "
+              "seconds=300, out_dir=sys.argv[1])")
+    orchestrator = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "out")], env=env,
+                                    cwd=here.parents[1], start_new_session=True)
+    call = str(launch_dir(tmp_path / "out") / "call.pkl")
+
+    def launched() -> list[int]:
+        pids = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+            except OSError:
+                continue
+            if call in cmdline and "accelerate" not in cmdline and "--exec" not in cmdline:
+                pids.append(int(pid))
+        return pids
+
+    deadline = time.time() + 300
+    while len(launched()) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(launched()) == 2, "the two launched processes never started"
+    orchestrator.kill()  # SIGKILL the orchestrator alone, not its group
+    orchestrator.wait()
+    deadline = time.time() + 30
+    while launched() and time.time() < deadline:
+        time.sleep(0.2)
+    assert launched() == []
