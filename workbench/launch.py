@@ -111,8 +111,9 @@ def die_with_parent() -> None:
     import ctypes
     import signal
 
+    parent = os.getppid()  # (not "is it 1": in a container the orchestrator itself may be pid 1)
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent died before the request took effect
+    if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
 
 
