@@ -99,26 +99,29 @@ def check_strategy(dist) -> None:
                               "(`pip install deepspeed` on the GPU machines)") from exc
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (PR_SET_PDEATHSIG); elsewhere, nothing.
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when ``parent`` dies (PR_SET_PDEATHSIG); elsewhere, nothing.
 
     A killed orchestrator then takes its launch with it: torchrun starts the trainers in sessions of
     their own, so killing the orchestrator's process group would otherwise leave them training and
-    writing into the stage folder the resumed run works on.
+    writing into the stage folder the resumed run works on. ``parent`` is the pid this process was
+    started by (passed down, since by the time a process asks it may have been re-parented already).
     """
     if not sys.platform.startswith("linux"):
         return
     import ctypes
     import signal
 
-    parent = os.getppid()  # (not "is it 1": in a container the orchestrator itself may be pid 1)
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
 
 
+LAUNCHER_PARENT, TRAINER_PARENT = "WORKBENCH_LAUNCHER_PARENT", "WORKBENCH_TRAINER_PARENT"
+
+
 def tied_to_this_process(command: list[str]) -> list[str]:
-    """``command`` run through this module, which asks to die with its parent and then execs it."""
+    """``command`` run through this module, which asks to die with this process and then execs it."""
     return [sys.executable, "-m", "workbench.launch", "--exec", *command]
 
 
@@ -126,6 +129,7 @@ def child_env(dist) -> dict[str, str]:
     """The children's environment: the cores shared between this machine's processes."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // dist.num_processes)))
+    env[LAUNCHER_PARENT] = str(os.getpid())
     return env
 
 
@@ -185,7 +189,7 @@ def follow(run_root: str | Path, dist, idle_seconds: float | None = None, poll: 
 
 def main(call_file: str) -> None:
     """Inside each launched process: run the pickled call; the main process writes its result."""
-    die_with_parent()
+    die_with_parent(int(os.environ.get(TRAINER_PARENT, os.getppid())))
     call = pickle.loads(Path(call_file).read_bytes())
     module, _, name = call["fn"].partition(":")
     fn: Any = importlib.import_module(module)
@@ -198,6 +202,7 @@ def main(call_file: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "--exec":  # the launcher: dies with the orchestrator (the request survives exec)
-        die_with_parent()
+        die_with_parent(int(os.environ[LAUNCHER_PARENT]))
+        os.environ[TRAINER_PARENT] = str(os.getpid())  # accelerate, in this same process, starts the trainers
         os.execv(sys.argv[2], sys.argv[2:])
     main(sys.argv[1])
