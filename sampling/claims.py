@@ -2,8 +2,8 @@
 
 Several sampling workers (processes on one machine, or machines over a shared file system) work on
 one stage folder. Before a worker does a piece of work (a shard's generation or scoring) it claims
-it by creating ``claims/<key>.json`` with ``O_CREAT | O_EXCL``: of two workers, exactly one creates
-the file. While it works, a thread renews the claim's expiry every third of the lease. A claim whose
+it by hard-linking a complete claim file to ``claims/<key>.json``: of two workers, exactly one link
+succeeds. While it works, a thread renews the claim's expiry every third of the lease. A claim whose
 expiry has passed belongs to a dead worker: another worker takes it over by renaming the file aside
 (only one rename of a file succeeds) and creating its own; a claim of a process of this host that no
 longer runs (a crashed run restarted here) is taken over at once. Claims are removed once the work's output
@@ -60,8 +60,11 @@ class Claims:
             return json.loads(self.path(key).read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError:  # caught between create and write: a live claim
-            return {"worker": "?", "expires": time.time() + self.lease_seconds}
+        except json.JSONDecodeError:  # unreadable (e.g. cut by a full disk): it expires a lease after it was written
+            try:
+                return {"worker": "?", "expires": self.path(key).stat().st_mtime + self.lease_seconds}
+            except FileNotFoundError:
+                return None
 
     def try_claim(self, key: str) -> bool:
         """Claim ``key`` if nobody holds it or its holder's lease expired; True when this worker holds it."""
@@ -77,12 +80,16 @@ class Claims:
                 path.rename(path.with_name(f"{path.stem}.stale-{uuid.uuid4().hex[:8]}"))
             except FileNotFoundError:
                 return False
+        # Written whole to a temp file, then hard-linked into place: the link fails if the claim exists
+        # (atomic, NFS included), and a worker killed mid-claim never leaves an empty claim behind.
+        tmp = self.folder / f".{key}.{self.worker}.tmp"
+        tmp.write_bytes(self._record())
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.link(tmp, path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "wb") as f:
-            f.write(self._record())
+        finally:
+            tmp.unlink(missing_ok=True)
         return True
 
     def renew(self, key: str) -> bool:

@@ -61,6 +61,15 @@ def test_a_claim_of_a_process_of_this_host_that_died_is_taken_over_at_once(tmp_p
     assert not claims.try_claim("j")  # a live process's claim is left alone
 
 
+def test_an_unreadable_claim_expires_a_lease_after_it_was_written(tmp_path):
+    claims = Claims(tmp_path, "b", lease_seconds=3)
+    (tmp_path / "k.json").write_bytes(b"")  # e.g. a disk that filled up mid-write
+    assert not claims.try_claim("k")
+    os.utime(tmp_path / "k.json", (time.time() - 10, time.time() - 10))
+    assert claims.try_claim("k") and claims.holder("k")["worker"] == "b"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_a_held_claim_is_renewed_while_its_work_runs(tmp_path):
     a, b = Claims(tmp_path, "a", lease_seconds=3), Claims(tmp_path, "b", lease_seconds=3)
     assert a.try_claim("k")
