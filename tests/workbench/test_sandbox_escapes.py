@@ -286,15 +286,18 @@ def test_many_files_stop_at_the_folders_total_size(box):
 
 def test_the_machines_files_are_invisible(box):
     project = Path(__file__).resolve().parents[2]
-    paths = [str(project / "workbench" / "tasks" / "sandbox.py"), str(project), str(Path.home() / ".bashrc"),
+    paths = [str(project / "workbench" / "tasks" / "sandbox.py"), str(project / "tests"), str(Path.home() / ".bashrc"),
              "/etc/passwd", "/etc", "/home", "/var", "/usr/bin/env", "/bin/sh", "/usr/share"]
     code = (f"import json, os\nprint(json.dumps(sorted(os.listdir('/'))))\n"
-            f"print(json.dumps([p for p in {paths!r} if os.path.exists(p)]))")
+            f"print(json.dumps([p for p in {paths!r} if os.path.exists(p)]))\n"
+            f"print(json.dumps(sorted(os.listdir({str(project)!r})) if os.path.isdir({str(project)!r}) else []))")
     result = box.run_python(code, timeout=OK, audit_hook=False)
     assert result.ok, result.error
-    top, visible = (json.loads(line) for line in result.stdout.splitlines())
+    top, visible, in_project = (json.loads(line) for line in result.stdout.splitlines())
     assert visible == [] and {"etc", "home", "var", "work"}.isdisjoint(top)
     assert {"sandbox", "proc", "dev", "tmp"} <= set(top)
+    # a project whose virtual environment holds the interpreter shows that folder (read-only) and nothing else
+    assert set(in_project) <= {".venv"}
 
 
 def test_the_folder_is_the_only_writable_place(box):
