@@ -22,6 +22,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--heldout", nargs="+", help="held-out preference JSONL (default: reward.heldout_fraction of the prompts)")
     train.add_argument("--out", required=True, help="output folder: model, tokenizer and manifest.json")
     train.add_argument("--seed", type=int, help="training seed (default: the config's seed)")
+    train.add_argument("--force", action="store_true", help="train again even if --out is done")
     train.set_defaults(func=_train)
 
     score = reward_sub.add_parser("score", help="score (prompt, response) records with a reward model")
@@ -46,19 +47,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def _train(args) -> int:
     from reward.train import train_reward_model
-    from workbench.rundir import Stage
-    from workbench.tracking import log_stage
+    from workbench.stage import Result, run_in_folder
+
+    from workbench.rundir import is_done
 
     cfg = args.cfg
     out = Path(args.out)
+    if is_done(out) and not args.force:
+        print(f"{out}: done already (use --force to train again)")
     inputs = {"base": args.base, **{f"prefs_{i}": p for i, p in enumerate(args.prefs)},
               **{f"heldout_{i}": p for i, p in enumerate(args.heldout or [])}}
-    with Stage(out, "reward", config=cfg.reward, inputs=inputs) as st:
-        st.metrics.update(train_reward_model(cfg, args.prefs, args.base, out, heldout=args.heldout,
-                                             seed=cfg.seed if args.seed is None else args.seed))
-        st.output("model", out)
-    log_stage(cfg, "reward", st.metrics)
-    print(json.dumps(st.metrics, indent=2))
+    metrics = run_in_folder("reward", out, lambda: Result(
+        train_reward_model(cfg, args.prefs, args.base, out, heldout=args.heldout,
+                           seed=cfg.seed if args.seed is None else args.seed), {"model": out}),
+        inputs=inputs, config=cfg.reward, cfg=cfg, force=args.force)
+    print(json.dumps(metrics, indent=2))
     return 0
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.rundir import RunDir, read_manifest
+from workbench.rundir import Stage as ManifestStage
 
 
 @dataclass
@@ -57,10 +58,13 @@ class Stage:
 
 
 def run_stage(stage: Stage, cfg, run: RunDir, n: int | None = None, *, force: bool = False,
-              config: Any = None, log: Callable[[str], None] | None = None) -> dict:
+              config: Any = None, log: Callable[[str], None] | None = None,
+              tracking_run: RunDir | None = None) -> dict:
     """Run ``stage`` unless its manifest says done (or ``force``); write its manifest; return its metrics.
 
-    ``config`` replaces the recorded section (tools that run a stage on a sub-config pass it).
+    ``config`` replaces the recorded section (tools that run a stage on a sub-config pass it);
+    ``tracking_run`` is the run whose tracker gets the metrics (default ``run``). In a multi-process
+    launch (``RANK`` > 0) the stage runs but only the main process writes the manifest and logs.
     """
     out = stage.path(run, n)
     previous = read_manifest(out)
@@ -69,8 +73,12 @@ def run_stage(stage: Stage, cfg, run: RunDir, n: int | None = None, *, force: bo
     if log is not None:
         log(f"round {n}: {stage.name}" if n is not None else stage.name)
     ctx = StageContext(cfg, run, out, n, force)
+    if not is_main_process():
+        return stage.run(ctx).metrics
     section = config if config is not None else (getattr(cfg, stage.section) if stage.section else None)
-    with run.stage(out.relative_to(run.root), config=section, inputs=stage.inputs(ctx)) as st:
+    relpath = out.relative_to(run.root) if out.is_relative_to(run.root) else None
+    with (run.stage(relpath, config=section, inputs=stage.inputs(ctx)) if relpath is not None
+          else ManifestStage(out, stage.name, config=section, inputs=stage.inputs(ctx))) as st:
         result = stage.run(ctx)
         st.metrics.update(result.metrics)
         for name, path in result.outputs.items():
@@ -79,6 +87,32 @@ def run_stage(stage: Stage, cfg, run: RunDir, n: int | None = None, *, force: bo
     if getattr(cfg, "tracking", None) is not None and cfg.tracking.backend != "none":
         from workbench import tracking
 
-        with tracking.using_run_dir(run.tracking):  # the run's own database, also from a stage command
+        # the run's own database, also from a stage command
+        with tracking.using_run_dir((tracking_run or run).tracking):
             tracking.log_stage(cfg, stage.name, st.metrics, round=n)
     return st.metrics
+
+
+def run_in_folder(name: str, out: str | Path, work: Callable[[], Result | dict], *, inputs: dict,
+                  config: Any = None, cfg: Any = None, force: bool = False) -> dict:
+    """A tool's stage on a plain folder (``workbench sft --out DIR``), through :func:`run_stage`.
+
+    ``work()`` returns a :class:`Result` or a metrics dict; the manifest, the skip when done and
+    the tracking (into ``cfg``'s run folder, when ``cfg`` has one) are the same as for a run's stage.
+    """
+    out = Path(out).absolute()
+    stage = Stage(name, None, lambda ctx: {k: Path(v) for k, v in inputs.items() if v},
+                  lambda ctx: _as_result(work()), folder=lambda run, n: out)
+    tracking_run = RunDir(cfg.run_path) if getattr(cfg, "run_path", None) is not None else None
+    return run_stage(stage, cfg, RunDir(out.parent), force=force, config=config, tracking_run=tracking_run)
+
+
+def _as_result(value: Result | dict) -> Result:
+    return value if isinstance(value, Result) else Result(dict(value))
+
+
+def is_main_process() -> bool:
+    """False in the non-main processes of a torchrun / `accelerate launch` (they write no manifest)."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0

@@ -54,6 +54,11 @@ def test_cli_train_lowers_the_loss_saves_a_loadable_model_and_a_manifest(tiny_mo
     assert manifest["metrics"]["train_pairs"] == 24 + 2 * 12  # 12 edits give 3 pairs each
     assert manifest["metrics"]["heldout_pairs"] == 8
     assert "heldout_accuracy/significantly_better" in manifest["metrics"]
+    assert manifest["outputs"] == {"model": "."} and set(manifest["inputs"]) == {"base", "prefs_0", "heldout_0"}
+    # the same command again: the done folder is kept as it is (--force trains again)
+    assert main(["reward", "train", "--config", "configs/smoke.yaml", "--set", "tracking.backend=none",
+                 "--base", str(tiny_model_dir), "--prefs", str(tmp_path / "train.jsonl"), "--out", str(out)]) == 0
+    assert json.loads((out / "manifest.json").read_text()) == manifest
 
     (tmp_path / "in.jsonl").write_text(
         json.dumps({"prompt": "What is 1 + 2?", "response": "Answer: 3"}) + "\n"

@@ -3,15 +3,13 @@
 Each writes a ``manifest.json`` into its ``--out`` folder (``running``, then ``done`` or ``failed``); a
 folder whose manifest says ``done`` is skipped unless ``--force``. The model appears in ``--out``
 only once it is complete; an interrupted SFT or DPO resumes from its last checkpoint when the same
-command is run again. Several processes: ``accelerate launch --multi_gpu --num_processes N -m workbench sft ...``
+command is run again. Several processes: ``accelerate launch --multi_gpu --num_processes N -m rounds.main sft ...``
 (on the CPU too: the workbench sets TRL's ``use_cpu``, so the processes train with DDP over gloo).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 from pathlib import Path
 
 from workbench.cli import add_config_args
@@ -45,24 +43,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_config_args(parser)
 
 
-def _stage(args, name: str, config, inputs: dict):
-    """The --out folder's Stage on the main process (other ranks of a multi-process run write nothing)."""
-    from workbench.rundir import Stage
-
-    if int(os.environ.get("RANK", "0")) != 0:
-        return contextlib.nullcontext(None)
-    return Stage(Path(args.out), name, config=config, inputs=inputs)
-
-
-def _skip(args) -> bool:
-    from workbench.rundir import is_done
-
-    if is_done(args.out) and not args.force:
-        print(f"{args.out}: done already (use --force to run again)")
-        return True
-    return False
-
-
 def _tracking(cfg, name: str) -> dict:
     from workbench.rundir import RunDir
     from workbench.tracking import trainer_kwargs, use_run_dir
@@ -72,58 +52,62 @@ def _tracking(cfg, name: str) -> dict:
     return trainer_kwargs(cfg, name)
 
 
-def _finish(cfg, st, name: str, metrics: dict) -> int:
-    from workbench.tracking import log_stage
+def _run(args, name: str, config, inputs: dict, work) -> int:
+    """``work()`` as the stage ``name`` of the ``--out`` folder (workbench.stage.run_in_folder); print its metrics."""
+    from workbench.rundir import is_done
+    from workbench.stage import run_in_folder
 
-    if st is not None:
-        st.metrics.update(metrics)
-        st.output("model", st.path)
-        log_stage(cfg, name, metrics)
+    if is_done(args.out) and not args.force:
+        print(f"{args.out}: done already (use --force to run again)")
+    metrics = run_in_folder(name, args.out, work, inputs=inputs, config=config, cfg=args.cfg, force=args.force)
     print(f"{name}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in metrics.items() if k in _SHOWN))
     return 0
 
 
-_SHOWN = ("loss", "train_loss", "rewards/accuracies", "rewards/margins", "nll", "pairs_used", "skipped_rows",
+_SHOWN = ("models", "loss", "train_loss", "rewards/accuracies", "rewards/margins", "nll", "pairs_used", "skipped_rows",
           "rows", "global_step")
 
 
 def _sft(args) -> int:
     from workbench.posttrain.sft import train_sft
+    from workbench.stage import Result
 
     cfg = args.cfg
-    if _skip(args):
-        return 0
     inputs = {"init": args.init, **{f"data{i}": p for i, p in enumerate(args.data)}}
-    with _stage(args, "sft", cfg.sft, inputs) as st:
-        metrics = train_sft(cfg.sft, args.data, args.init, args.out, seed=cfg.seed, tracking=_tracking(cfg, "sft"))
-        return _finish(cfg, st, "sft", metrics)
+    return _run(args, "sft", cfg.sft, inputs, lambda: Result(
+        train_sft(cfg.sft, args.data, args.init, args.out, seed=cfg.seed, tracking=_tracking(cfg, "sft")),
+        {"model": Path(args.out)}))
 
 
 def _dpo(args) -> int:
     from workbench.posttrain.dpo import train_dpo
     from workbench.preferences import read_jsonl
+    from workbench.stage import Result
 
     cfg = args.cfg
-    if _skip(args):
-        return 0
-    preferences = [p for path in args.prefs for p in read_jsonl(path)]
     inputs = {"sft": args.sft, **{f"prefs{i}": p for i, p in enumerate(args.prefs)}}
-    with _stage(args, "dpo", cfg.dpo, inputs) as st:
-        metrics = train_dpo(cfg.dpo, preferences, args.sft, args.out, seed=cfg.seed, tracking=_tracking(cfg, "dpo"))
-        return _finish(cfg, st, "dpo", metrics)
+
+    def work() -> Result:
+        preferences = [p for path in args.prefs for p in read_jsonl(path)]
+        return Result(train_dpo(cfg.dpo, preferences, args.sft, args.out, seed=cfg.seed,
+                                tracking=_tracking(cfg, "dpo")), {"model": Path(args.out)})
+
+    return _run(args, "dpo", cfg.dpo, inputs, work)
 
 
 def _average(args) -> int:
     from workbench.posttrain.averaging import average_models
+    from workbench.stage import Result
 
     cfg = args.cfg
-    if _skip(args):
-        return 0
     weights = args.weights or cfg.averaging.weights
-    with _stage(args, "average", cfg.averaging, {f"model{i}": m for i, m in enumerate(args.models)}) as st:
+
+    def work() -> Result:
         average_models(args.models, args.out, weights)
-        st.extra["weights"] = weights or [1.0] * len(args.models)
-        st.output("model", args.out)
+        return Result({"models": len(args.models)}, {"model": Path(args.out)},
+                      {"weights": weights or [1.0] * len(args.models)})
+
+    _run(args, "average", cfg.averaging, {f"model{i}": m for i, m in enumerate(args.models)}, work)
     print(f"average: {len(args.models)} models -> {args.out}")
     return 0
