@@ -13,6 +13,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRACKIO_SHOW", "0")
 
+# The chat families' tiny tokenizers (ChatML, Mistral, Gemma, Phi-3): ``family_tokenizer(family)`` and
+# ``family_tokenizer_dir(family)`` for every test.
+from chat_families import family_tokenizer, family_tokenizer_dir  # noqa: E402,F401
 
 
 def _process_state() -> dict:
