@@ -1,9 +1,11 @@
 """Configs of the bootstrap policy and the round orchestrator (`workbench rounds`)."""
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from workbench.config_base import ConfigError, field
+from workbench.preferences import LEVELS
 
 VARIANT_STAGES = ("reward", "sft", "dpo")
 
@@ -36,6 +38,22 @@ class RoundsConfig:
         {"reward": 1, "sft": 1, "dpo": 1},
         "models trained per stage with different seeds and averaged (model averaging); 1 = no averaging")
     annotation_wait: bool = field(False, "in human mode, poll until the quota is met instead of stopping")
+    prompts: list[str] = field(
+        [], "the user's prompt files (JSONL, parquet or a datasets folder; workbench.formats) for preference "
+        "collection and rejection sampling, drawn without repetition across rounds while they last")
+    prompt_source: Literal["task_world", "user", "mix"] = field(
+        "task_world", "where a round's prompts come from: the task world, rounds.prompts, or both")
+    user_prompt_share: float = field(0.5, "with prompt_source mix, the share of a round's prompts from rounds.prompts")
+    preference_data: list[str] = field(
+        [], "the user's preference files (workbench schema, TRL explicit or implicit prompt, rated completions), "
+        "read by the reward and DPO stages beside the rounds' own preferences")
+    preference_data_rounds: Literal["all", "first"] = field(
+        "all", "rounds whose reward and DPO stages read preference_data: every round, or round 1 only")
+    preference_level: Literal[LEVELS] = field(
+        "better", "the level given to a user preference that has none (every format but the workbench's)")
+    sft_data: list[str] = field(
+        [], "the user's SFT files (messages or TRL prompt/completion rows), mixed into the bootstrap's "
+        "and every round's SFT data")
 
     def validate(self) -> None:
         """Check ranges and names."""
@@ -45,6 +63,15 @@ class RoundsConfig:
             raise ConfigError("prompts_per_round: must be at least 2 (and rs_prompts_per_round at least 1)")
         if not 0 <= self.curated_share < 1:
             raise ConfigError("curated_share: must be in [0, 1)")
+        if self.prompt_source != "task_world" and not self.prompts:
+            raise ConfigError(f"prompts: prompt_source {self.prompt_source} needs at least one prompt file")
+        if not 0 < self.user_prompt_share < 1:
+            raise ConfigError("user_prompt_share: must be in (0, 1)")
+        for name in ("prompts", "preference_data", "sft_data"):
+            for i, path in enumerate(getattr(self, name)):
+                if not Path(path).exists():
+                    raise ConfigError(f"{name}[{i}]: {path} not found (relative paths are read from the "
+                                      "working directory)")
         for stage, count in self.variants.items():
             if stage not in VARIANT_STAGES:
                 raise ConfigError(f"variants.{stage}: expected one of {VARIANT_STAGES}")
