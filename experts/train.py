@@ -23,6 +23,7 @@ from workbench import tasks as task_world
 from workbench.jsonl import write_jsonl
 from workbench.rundir import RunDir, atomic_write_json, read_manifest
 from workbench.seeds import derive_seed
+from workbench.stage import Result, Stage, StageContext, run_stage
 
 
 def expert_dir(run: RunDir, domain: str) -> Path:
@@ -47,31 +48,48 @@ def cpt_config(cfg, run: RunDir, domain: str):
     return dataclasses.replace(cfg, pretrain=pretrain)
 
 
-def prepare_corpus(cfg, run: RunDir, domain: str, force: bool = False) -> dict:
-    """Build the expert's domain-heavy corpus (a ``data`` stage of its cpt run); returns its target and measured mix."""
-    from workbench.tokenizer import load_tokenizer
+def corpus_stage(domain: str) -> Stage:
+    """The expert's domain-heavy corpus: the ``data`` stage of its continued-pretraining run.
 
-    sub = cpt_run(run, domain)
-    if sub.is_done("data") and not force:
-        manifest = read_manifest(sub.data)
-        return {"target": manifest["config"]["target"], **manifest["metrics"]}
-    if not sub.tokenizer.exists():
-        shutil.copytree(run.tokenizer, sub.tokenizer)
-    target = target_mix(domain, cfg.experts.domain_share[domain], cfg.data.mix)
-    with sub.stage("data", config={"target": target}, inputs={"train": run.data / "train.jsonl"}) as st:
-        measured = build_domain_corpus(run.data, sub.data, target, load_tokenizer(run.tokenizer),
+    Run it with the run's config and the cpt run (:func:`cpt_run`); the target mix is its recorded config.
+    """
+    def inputs(ctx: StageContext) -> dict:
+        return {"train": _parent(ctx.run).data / "train.jsonl"}
+
+    def run(ctx: StageContext) -> Result:
+        from workbench.tokenizer import load_tokenizer
+
+        cfg, parent = ctx.cfg, _parent(ctx.run)
+        if not ctx.run.tokenizer.exists():
+            shutil.copytree(parent.tokenizer, ctx.run.tokenizer)
+        measured = build_domain_corpus(parent.data, ctx.out, _target(cfg, domain), load_tokenizer(parent.tokenizer),
                                        seed=derive_seed(cfg.seed, "experts", domain, "mix"),
                                        anneal_fraction=cfg.data.anneal_fraction)
-        st.metrics.update(measured)  # the target is the stage's config, not a measurement
-        for name in ("train", "anneal", "heldout"):
-            st.output(name, sub.data / f"{name}.jsonl")
-    return {"target": target, **measured}
+        # the target is the stage's config, not a measurement
+        return Result(measured, {name: ctx.out / f"{name}.jsonl" for name in ("train", "anneal", "heldout")})
+
+    return Stage("data", None, inputs, run)
+
+
+def _parent(cpt: RunDir) -> RunDir:
+    """The run an expert's continued-pretraining run belongs to (``<run>/experts/_cpt/<domain>``)."""
+    return RunDir(cpt.root.parent.parent.parent)
+
+
+def _target(cfg, domain: str) -> dict:
+    return target_mix(domain, cfg.experts.domain_share[domain], cfg.data.mix)
+
+
+def prepare_corpus(cfg, run: RunDir, domain: str, force: bool = False) -> dict:
+    """Build the expert's domain-heavy corpus (skipped when done); returns its target and measured mix."""
+    measured = run_stage(corpus_stage(domain), cfg, cpt_run(run, domain), force=force,
+                         config={"target": _target(cfg, domain)})
+    return {"target": _target(cfg, domain), **measured}
 
 
 def continue_pretraining(cfg, run: RunDir, domain: str, force: bool = False) -> Path:
     """Continued pretraining of the base on the domain-heavy corpus (the pretraining stage); returns the model."""
     from workbench.pretrain.stage import STAGE
-    from workbench.stage import run_stage
 
     if not run.is_done("base"):
         raise FileNotFoundError(f"{run.base}: no finished base model; run `workbench pretrain` first")
@@ -97,46 +115,57 @@ def cpt_metrics(model_dir: Path, domain: str) -> dict:
             "cpt_tokens": m.get("tokens"), "cpt_steps": m.get("steps")}
 
 
-def train_expert(cfg, run: RunDir, domain: str, force: bool = False) -> Path:
-    """Make the ``domain`` expert in ``runs/<name>/experts/<domain>/`` (skipped when done); returns it."""
-    from workbench.tracking import trainer_kwargs, using_run_dir
-
+def expert_stage(domain: str) -> Stage:
+    """The ``domain`` expert as one recipe: corpus and continued pretraining (sub-stages of its cpt run,
+    each skipped when done), then SFT on the checked demonstrations into ``experts/<domain>/``."""
     if domain not in DOMAINS:
         raise ValueError(f"expert {domain!r}: expected one of {list(DOMAINS)}")
-    out, rel = expert_dir(run, domain), Path("experts") / domain
-    if run.is_done(rel) and not force:
-        return out
+
+    def inputs(ctx: StageContext) -> dict:
+        sub = cpt_run(ctx.run, domain)
+        return {"base": ctx.run.base, "cpt_model": sub.base, "corpus": sub.data / "train.jsonl"}
+
+    def run(ctx: StageContext) -> Result:
+        from workbench.launch import run_call
+        from workbench.posttrain.sft import train_sft
+        from workbench.tracking import trainer_kwargs
+
+        cfg, out = ctx.cfg, ctx.out
+        # 1) the domain-heavy corpus and 2) continued pretraining from the base
+        mix = prepare_corpus(cfg, ctx.run, domain, ctx.force)
+        cpt_dir = continue_pretraining(cfg, ctx.run, domain, ctx.force)
+        # 3) SFT on the checked demonstrations (SFT writes ``out`` in one rename, so it goes first)
+        rows, checks = curated_demonstrations(cfg, domain)
+        if not rows:
+            raise ValueError(f"expert {domain}: no demonstration passed the checks ({checks})")
+        sft = run_call(cfg.distributed, train_sft, out, sft_cfg=cfg.sft, data=rows, init_dir=cpt_dir, out_dir=out,
+                       seed=derive_seed(cfg.seed, "experts", domain, "sft"),
+                       tracking=trainer_kwargs(cfg, f"expert-{domain}"))
+        write_jsonl(rows, out / "demos.jsonl")
+        atomic_write_json(out / "mix.json", mix)
+        metrics = {"domain_token_share": mix["token_shares"].get(domain, 0.0),
+                   "domain_char_share": mix["char_shares"].get(domain, 0.0),
+                   "demonstrations": len(rows), **{f"checks_{k}": v for k, v in checks.items()},
+                   **cpt_metrics(cpt_dir, domain),
+                   **{f"sft_{k}": v for k, v in sft.items() if isinstance(v, (int, float))}}
+        return Result(metrics, {name: out / name for name in ("config.json", "model.safetensors", "demos.jsonl",
+                                                              "mix.json")},
+                      {"mix": {k: mix[k] for k in ("target", "char_shares", "token_shares", "documents")}})
+
+    return Stage("experts", "experts", inputs, run, folder=lambda run, n: expert_dir(run, domain))
+
+
+def train_expert(cfg, run: RunDir, domain: str, force: bool = False) -> Path:
+    """Make the ``domain`` expert in ``runs/<name>/experts/<domain>/`` (skipped when done); returns it."""
+    from workbench.tracking import using_run_dir
+
+    stage = expert_stage(domain)
+    if run.is_done(stage.path(run, None).relative_to(run.root)) and not force:
+        return stage.path(run, None)
     # Continued pretraining and SFT log to the expert's own trackio database (also when the continued
     # pretraining is already done) unless this process imported trackio already (it fixes its folder
     # on import: inside the rounds the run's database gets them).
     trackio = cfg.tracking.backend == "trackio"
     with using_run_dir(cpt_run(run, domain).tracking) if trackio else contextlib.nullcontext():
-        return _make_expert(cfg, run, domain, out, rel, force, trainer_kwargs(cfg, f"expert-{domain}"))
-
-
-def _make_expert(cfg, run: RunDir, domain: str, out: Path, rel: Path, force: bool, tracking: dict) -> Path:
-    """The three steps of :func:`train_expert`."""
-    from workbench.posttrain.sft import train_sft
-
-    # 1) the domain-heavy corpus and 2) continued pretraining from the base
-    mix = prepare_corpus(cfg, run, domain, force)
-    cpt_dir = continue_pretraining(cfg, run, domain, force)
-    # 3) SFT on the checked demonstrations (SFT writes ``out`` in one rename, so it goes first)
-    rows, checks = curated_demonstrations(cfg, domain)
-    if not rows:
-        raise ValueError(f"expert {domain}: no demonstration passed the checks ({checks})")
-    inputs = {"base": run.base, "cpt_model": cpt_dir, "corpus": cpt_run(run, domain).data / "train.jsonl"}
-    with run.stage(rel, config=cfg.experts, inputs=inputs) as st:
-        sft = train_sft(cfg.sft, rows, cpt_dir, out, seed=derive_seed(cfg.seed, "experts", domain, "sft"),
-                        tracking=tracking)
-        write_jsonl(rows, out / "demos.jsonl")
-        atomic_write_json(out / "mix.json", mix)
-        st.extra["mix"] = {k: mix[k] for k in ("target", "char_shares", "token_shares", "documents")}
-        st.metrics.update({"domain_token_share": mix["token_shares"].get(domain, 0.0),
-                           "domain_char_share": mix["char_shares"].get(domain, 0.0),
-                           "demonstrations": len(rows), **{f"checks_{k}": v for k, v in checks.items()},
-                           **cpt_metrics(cpt_dir, domain),
-                           **{f"sft_{k}": v for k, v in sft.items() if isinstance(v, (int, float))}})
-        for name in ("config.json", "model.safetensors", "demos.jsonl", "mix.json"):
-            st.output(name, out / name)
-    return out
+        run_stage(stage, cfg, run, force=force)
+    return stage.path(run, None)

@@ -10,7 +10,7 @@ never mixes outputs.
 
 from __future__ import annotations
 
-from rounds.stages import ROUND_STAGES, base, bootstrap, data, pretrain, tokenizer
+from rounds.stages import ROUND_STAGES, base, bootstrap, data, experts, pretrain, tokenizer
 from rounds.stages.common import log
 from workbench import tracking
 from workbench.rundir import RunDir, StageWaiting
@@ -39,11 +39,9 @@ class Orchestrator:
 
     def _experts(self) -> None:
         """Train the enabled capability experts before the rounds (each skipped when done)."""
-        from experts.train import train_expert
-
         for domain in self.cfg.experts.enabled:
             log(f"experts: {domain}")
-            train_expert(self.cfg, self.run, domain)
+            experts.train_expert(self.cfg, self.run, domain)
 
     def run_rounds(self, num_rounds: int | None = None) -> bool:
         """Rounds 1..num_rounds; False when a round stopped to wait for annotations."""

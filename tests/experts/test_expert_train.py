@@ -70,6 +70,7 @@ def test_code_expert_is_trained_and_its_manifest_records_the_measured_mix(tiny_r
     out = train_expert(cfg, run, "code")
     manifest = read_manifest(out)
     assert out == expert_dir(run, "code") and manifest["status"] == "done"
+    assert set(manifest["inputs"]) == {"base", "cpt_model", "corpus"} and manifest["inputs"]["cpt_model"]["hash"]
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
     mix, corpus = manifest["mix"], measured_shares(cpt_run(run, "code").data / "train.jsonl", run.tokenizer)
     assert mix["char_shares"] == pytest.approx(corpus["chars"]) and mix["token_shares"] == pytest.approx(corpus["tokens"])

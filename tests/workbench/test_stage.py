@@ -76,3 +76,19 @@ def test_no_round_stage_writes_a_manifest_itself():
     for path in Path(stages.__file__).parent.glob("*.py"):
         text = path.read_text()
         assert ".stage(" not in text and "manifest.json" not in text, path.name
+
+
+def test_only_the_wrapper_opens_a_manifest():
+    """No module of any package opens a manifest itself (``run.stage(...)``, ``rundir.Stage``): tools and
+    experts go through ``run_stage`` / ``run_in_folder`` too."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    allowed = {root / "workbench" / "stage.py", root / "workbench" / "rundir.py"}
+    for package in ("workbench", "rounds", "reward", "sampling", "experts", "preference_ui"):
+        for path in (root / package).rglob("*.py"):
+            if path in allowed:
+                continue
+            text = path.read_text()
+            assert ".stage(" not in text and not re.search(r"rundir(\.| import .*)\bStage\b", text), path
