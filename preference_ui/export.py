@@ -3,6 +3,9 @@
 ``out_dir`` receives (each written atomically)::
 
     preferences.jsonl   one workbench.preferences.Preference per line
+    preferences_trl.jsonl  the same in TRL's conversational prompt/chosen/rejected format (plus id
+                        and level), one row per pair DPO trains on (workbench.formats.trl_preference_rows):
+                        what TRL's DPOTrainer/RewardTrainer, OpenRLHF and LLaMA-Factory read
     dataset/            the same records, datasets.Dataset.save_to_disk
     outcomes.jsonl      ties, both bad and cannot judge (not preferences: reward model and DPO never
                         read this file)
@@ -16,10 +19,13 @@ import json
 from pathlib import Path
 
 from preference_ui.store import Store
+from workbench.formats import trl_preference_rows
+from workbench.jsonl import write_jsonl as write_rows
 from workbench.preferences import to_dataset, write_jsonl
 from workbench.rundir import atomic_dir, atomic_write_json, atomic_write_text
 
 JSONL_NAME = "preferences.jsonl"
+TRL_NAME = "preferences_trl.jsonl"
 DATASET_NAME = "dataset"
 OUTCOMES_NAME = "outcomes.jsonl"
 STATS_NAME = "stats.json"
@@ -31,6 +37,7 @@ def write_export(store: Store, out_dir: str | Path, round: int | None = None) ->
     records = store.export(round=round)
     stats = store.stats(round=round)
     write_jsonl(records, out_dir / JSONL_NAME)
+    write_rows(trl_preference_rows(records), out_dir / TRL_NAME)
     atomic_write_text(out_dir / OUTCOMES_NAME, "".join(json.dumps(o, ensure_ascii=False) + "\n"
                                                         for o in store.export_outcomes(round=round)))
     with atomic_dir(out_dir / DATASET_NAME) as tmp:

@@ -108,6 +108,11 @@ def user_preferences(cfg, n: int) -> tuple[list, list[dict]]:
     return records_of(loaded), [item.describe() for item in loaded]
 
 
+def user_sft_formats(cfg) -> dict:
+    """Manifest fields naming the formats of ``rounds.sft_data`` (none without it)."""
+    return {"data_formats": user_sft_rows(cfg)[1]} if cfg.rounds.sft_data else {}
+
+
 def user_sft_rows(cfg) -> tuple[list[dict], list[dict]]:
     """(rows with source "user", data_formats) of ``rounds.sft_data``."""
     from workbench.formats import load, records_of

@@ -1,4 +1,4 @@
-"""Core sub-commands: `workbench config show`, `tokenizer train`, `model init`, `launch follow`."""
+"""Core sub-commands: `workbench config show`, `tokenizer train`, `model init`, `launch follow`, `convert`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         help="stop after this many seconds without a new launch (default: run until interrupted)")
     follow.set_defaults(func=_launch_follow)
 
+    convert = sub.add_parser(
+        "convert", help="check the user's prompts, preferences or SFT data and convert them to one JSONL file",
+        description="Read JSONL, parquet or datasets folders in any supported format (workbench.formats), check "
+        "every record, and write the workbench's format (or TRL's with --to trl). Nothing is written when a "
+        "record is bad; the detected format of each file is printed.")
+    convert.add_argument("--kind", required=True, choices=("prompts", "preferences", "sft"))
+    convert.add_argument("inputs", nargs="+", help="input files or folders")
+    convert.add_argument("--out", help="output .jsonl file (omit to check only)")
+    convert.add_argument("--to", choices=("workbench", "trl"), default="workbench",
+                         help="preferences only: trl writes conversational prompt/chosen/rejected rows")
+    convert.add_argument("--level", default="better", help="the level of a preference that has none")
+    convert.set_defaults(func=_convert)
+
 
 def _config_show(args) -> int:
     from workbench.config_base import to_dict
@@ -82,4 +95,26 @@ def _launch_follow(args) -> int:
     print(f"following {cfg.run_path} as machine {cfg.distributed.machine_rank} of {cfg.distributed.num_machines}")
     joined = follow(cfg.run_path, cfg.distributed, idle_seconds=args.idle)
     print(f"joined {joined} launch(es)")
+    return 0
+
+
+def _convert(args) -> int:
+    import json
+
+    from workbench import formats
+    from workbench.jsonl import write_jsonl
+
+    if args.to == "trl" and args.kind != "preferences":
+        raise ValueError("--to trl: only for --kind preferences (prompts and SFT rows are TRL's format already)")
+    if args.out and not args.out.endswith(".jsonl"):
+        raise ValueError(f"--out {args.out}: expected a .jsonl file")
+    loaded = formats.load(args.kind, args.inputs, default_level=args.level)
+    for item in loaded:
+        print(json.dumps(item.describe(), ensure_ascii=False))
+    if args.out:
+        records = formats.records_of(loaded)
+        rows = (formats.trl_preference_rows(records) if args.to == "trl"
+                else list(formats.iter_kind_records(args.kind, loaded)))
+        write_jsonl(rows, args.out)
+        print(f"convert: {len(rows)} rows -> {args.out}")
     return 0

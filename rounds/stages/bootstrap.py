@@ -16,18 +16,20 @@ from workbench.stage import Result, Stage, StageContext
 
 
 def inputs(ctx: StageContext) -> dict:
-    """The base model."""
-    return {"base": ctx.run.base}
+    """The base model and the user's SFT files."""
+    return {"base": ctx.run.base, **round_data.user_data_inputs(ctx.cfg, "sft_data")}
 
 
 def run(ctx: StageContext) -> Result:
-    """Train the bootstrap policy into ``bootstrap/`` (beside curated.jsonl) and evaluate it and the base."""
+    """Train the bootstrap policy on curated.jsonl plus the user's SFT rows; evaluate it and the base."""
     from workbench.launch import run_call
     from workbench.posttrain.sft import train_sft
 
     cfg, run_dir = ctx.cfg, ctx.run
     rows = round_data.curated_examples(cfg)
     write_jsonl(rows, ctx.out / "curated.jsonl")
+    user_rows = round_data.user_sft_rows(cfg)[0]
+    rows += user_rows
     work = run_dir.root / ".bootstrap-model"  # train_sft writes a fresh folder in one rename
     metrics = run_call(cfg.distributed, train_sft, work, sft_cfg=cfg.sft, data=rows, init_dir=run_dir.base,
                        out_dir=work, seed=derive_seed(cfg.seed, "bootstrap"),
@@ -41,8 +43,9 @@ def run(ctx: StageContext) -> Result:
     base_eval = evaluate(cfg, run_dir.base, ctx.out / "base_eval.json")
     boot_eval = evaluate(cfg, ctx.out, ctx.out / "eval.json")
     return Result({**{f"sft_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))},
-                   "base_accuracy_mean": base_eval["mean"], "accuracy_mean": boot_eval["mean"]},
-                  {"model": ctx.out})
+                   "base_accuracy_mean": base_eval["mean"], "accuracy_mean": boot_eval["mean"],
+                   "user_examples": len(user_rows)},
+                  {"model": ctx.out}, round_data.user_sft_formats(cfg))
 
 
 STAGE = Stage("bootstrap", "bootstrap", inputs, run)

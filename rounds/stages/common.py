@@ -41,6 +41,24 @@ def preference_files(run: RunDir, rounds) -> dict[str, Path]:
     return {f"preferences_{r:02d}": run.round_stage(r, "preferences") / "preferences.jsonl" for r in rounds}
 
 
+def preference_inputs(ctx: StageContext, rounds) -> dict[str, Path]:
+    """A reward or DPO stage's inputs: the rounds' exported preferences and, where they apply, the user's."""
+    from rounds.data import user_data_inputs, user_preferences_apply
+
+    user = user_data_inputs(ctx.cfg, "preference_data") if user_preferences_apply(ctx.cfg, ctx.round) else {}
+    return preference_files(ctx.run, rounds) | user
+
+
+def read_preferences(ctx: StageContext, rounds) -> tuple[list, dict]:
+    """(preferences of the rounds' exports plus the user's, manifest fields naming the user files' formats)."""
+    from rounds.data import user_preferences
+    from workbench.preferences import read_jsonl
+
+    prefs = [p for path in preference_files(ctx.run, rounds).values() for p in read_jsonl(path)]
+    user, formats = user_preferences(ctx.cfg, ctx.round)
+    return prefs + user, ({"data_formats": formats, "user_preferences": len(user)} if formats else {})
+
+
 def tracking_kwargs(ctx: StageContext, stage: str) -> dict:
     """TRL's report_to/run_name for a round's training stage."""
     return tracking.trainer_kwargs(ctx.cfg, f"round_{ctx.round:02d}/{stage}")
@@ -87,9 +105,12 @@ def backend(cfg, model: Path, name: str | None = None):
 
 
 def evaluate(cfg, model: Path, out_json: Path) -> dict:
-    """Task-world accuracy of ``model`` on fresh canonical instances, written to ``out_json``."""
+    """Task-world accuracy of ``model`` on held-out instances (contamination measured on this run), to ``out_json``."""
     from sampling.evaluation import evaluate_model
+    from workbench.evaluate import evaluation_tasks, heldout_report
 
     result = evaluate_model(model, cfg.eval, cfg.sampling, cfg.rounds.generation_backend)
+    # measured against this run even when the model lies outside it (model.path)
+    result["heldout"] = heldout_report(evaluation_tasks(cfg.eval.n_per_family, cfg.eval.seed), cfg.run_path)
     atomic_write_json(out_json, result)
     return result

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 
-from rounds.stages.common import log, model_dir, preference_files, tracking_kwargs, trained_variants
+from rounds.stages.common import log, model_dir, preference_inputs, read_preferences, tracking_kwargs, trained_variants
 from workbench.rundir import atomic_dir
 from workbench.stage import Result, Stage, StageContext
 
@@ -20,26 +20,25 @@ def preference_rounds(ctx: StageContext) -> range:
 
 def inputs(ctx: StageContext) -> dict:
     """The round's SFT model and the preferences DPO reads."""
-    return {"sft": model_dir(ctx.run, ctx.round, "sft"), **preference_files(ctx.run, preference_rounds(ctx))}
+    return {"sft": model_dir(ctx.run, ctx.round, "sft"), **preference_inputs(ctx, preference_rounds(ctx))}
 
 
 def run(ctx: StageContext) -> Result:
     """Train (and average) the DPO model into ``dpo/model``, or keep the SFT model when no pair qualifies."""
     from workbench.posttrain.dpo import preference_pairs, train_dpo
-    from workbench.preferences import read_jsonl
 
     cfg, sft = ctx.cfg, model_dir(ctx.run, ctx.round, "sft")
-    prefs = [p for path in preference_files(ctx.run, preference_rounds(ctx)).values() for p in read_jsonl(path)]
+    prefs, user_data = read_preferences(ctx, preference_rounds(ctx))
     pairs, counts = preference_pairs(prefs, cfg.dpo.levels)
     if not pairs:
         # Nothing rated strongly enough (early rounds of a tiny model): DPO would have no data.
         log(f"round {ctx.round}: dpo: no preference rated {cfg.dpo.levels}; the SFT model is kept as is")
         with atomic_dir(ctx.out / "model") as tmp:
             shutil.copytree(sft, tmp, dirs_exist_ok=True)
-        return Result(counts | {"skipped_no_pairs": 1}, {"model": ctx.out / "model"})
+        return Result(counts | {"skipped_no_pairs": 1}, {"model": ctx.out / "model"}, user_data)
     metrics = trained_variants(ctx, "dpo", train_dpo, dpo_cfg=cfg.dpo, preferences=prefs, sft_dir=sft,
                                tracking=tracking_kwargs(ctx, "dpo"))
-    return Result({k.replace("/", "_"): v for k, v in metrics.items()}, {"model": ctx.out / "model"})
+    return Result({k.replace("/", "_"): v for k, v in metrics.items()}, {"model": ctx.out / "model"}, user_data)
 
 
 STAGE = Stage("dpo", "dpo", inputs, run)

@@ -17,10 +17,10 @@ def sft_init(ctx: StageContext) -> Path:
 
 
 def inputs(ctx: StageContext) -> dict:
-    """The starting model and every rejection-sampled SFT file so far (the policy's and the experts')."""
+    """The starting model, every rejection-sampled SFT file so far (the policy's and the experts'), the user's."""
     files = {f"samples_{r:02d}" + (f"_expert_{expert}" if expert else ""): path
              for r, expert, path in round_data.sampled_sft_files(ctx.run, ctx.round)}
-    return {"init": sft_init(ctx), **files}
+    return {"init": sft_init(ctx), **files, **round_data.user_data_inputs(ctx.cfg, "sft_data")}
 
 
 def run(ctx: StageContext) -> Result:
@@ -31,10 +31,11 @@ def run(ctx: StageContext) -> Result:
     write_jsonl(mix, ctx.out / "mix.jsonl")
     metrics = trained_variants(ctx, "sft", train_sft, sft_cfg=ctx.cfg.sft, data=mix, init_dir=sft_init(ctx),
                                tracking=tracking_kwargs(ctx, "sft"))
-    metrics |= {"examples": len(mix), "curated_examples": sum(r["source"] == "curated" for r in mix)}
+    metrics |= {"examples": len(mix), "curated_examples": sum(r["source"] == "curated" for r in mix),
+                "user_examples": sum(r["source"] == "user" for r in mix)}
     if "train_loss" not in metrics and "loss" in metrics:
         metrics["train_loss"] = metrics["loss"]
-    return Result(metrics, {"model": ctx.out / "model"})
+    return Result(metrics, {"model": ctx.out / "model"}, round_data.user_sft_formats(ctx.cfg))
 
 
 STAGE = Stage("sft", "sft", inputs, run)
