@@ -129,13 +129,13 @@ def detect(kind: str, keys: set[str]) -> str | None:
             return "workbench"
         if "completions" in keys:
             return "rated_completions"
-        if {"chosen", "rejected"} <= keys:
+        if {"chosen", "rejected"} & keys:  # one of them may be missing: that record's error says so
             return "trl_explicit" if "prompt" in keys else "trl_implicit"
         return None
     if kind == "sft":
         if "messages" in keys:
             return "messages"
-        return "trl_prompt_completion" if {"prompt", "completion"} <= keys else None
+        return "trl_prompt_completion" if {"prompt", "completion"} & keys else None
     raise ValueError(f"kind {kind!r}: expected one of {KINDS}")
 
 
