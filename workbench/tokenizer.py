@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, proce
 from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerFast
 
 from workbench import chat
+
+logger = logging.getLogger(__name__)
 
 # Llama 3's pre-tokenization: newline runs are pieces of their own, so the "\n\n" that ends a
 # generation prompt is the same token as inside a full conversation (GPT-2's pattern splits
@@ -65,15 +68,27 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: str | Path) -> Path
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
-    """Load a tokenizer and check its chat format and, in a model folder, that the model's vocabulary fits it."""
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    chat.formatting_token_ids(tokenizer)
-    if tokenizer.chat_template is None:
-        raise ValueError(f"{path}: tokenizer has no chat template; the workbench needs one "
-                         "(save the tokenizer with `workbench tokenizer train` or copy the base model's)")
+    """Load the tokenizer of a tokenizer or model folder, refusing one the workbench cannot use.
+
+    Refused, naming the folder: no tokenizer, no chat template (or one that cannot render a
+    user/assistant exchange), a model whose vocabulary is smaller than the tokenizer's ids. A
+    tokenizer without a pad token gets one (:func:`workbench.chat.choose_pad`), said in a log line and
+    in ``chat_format(tokenizer).pad_choice`` for the manifest.
+    """
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: no tokenizer can be loaded from the folder ({exc})") from None
+    if not tokenizer.chat_template:
+        raise ValueError(f"{path}: tokenizer has no chat template; the workbench needs one (copy the model's "
+                         "tokenizer_config.json / chat_template.jinja, or save the tokenizer with "
+                         "`workbench tokenizer train`)")
     check_fits_model(tokenizer, path)
+    fmt = chat.ChatFormat.from_tokenizer(tokenizer)  # errors name the folder (the tokenizer's name_or_path)
     if tokenizer.pad_token is None:
-        tokenizer.pad_token = chat.PAD if chat.PAD in tokenizer.get_vocab() else tokenizer.eos_token
+        tokenizer.pad_token = fmt.pad_token
+        tokenizer.workbench_pad_choice = fmt.pad_choice
+        logger.info("%s: %s", path, fmt.pad_choice)
     return tokenizer
 
 

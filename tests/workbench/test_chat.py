@@ -37,12 +37,12 @@ def test_formatting_token_ids_come_from_the_tokenizer(tiny_tokenizer):
     assert sorted(tiny_tokenizer.convert_ids_to_tokens(ids)) == sorted(chat.FORMATTING_TOKENS)
 
 
-def test_tokenizer_without_llama3_tokens_is_refused():
+def test_tokenizer_without_a_chat_template_is_refused():
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
-    plain = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()))
-    with pytest.raises(ValueError, match="lacks the Llama 3 formatting tokens"):
+    plain = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), name_or_path="plain")
+    with pytest.raises(ValueError, match="plain: the tokenizer has no chat template"):
         chat.formatting_token_ids(plain)
 
 
