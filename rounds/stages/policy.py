@@ -1,4 +1,4 @@
-"""Round stage 6, policy: SFT and DPO models evaluated on fresh instances; the DPO model is the policy."""
+"""Round stage 6, policy: SFT and DPO models evaluated on held-out instances; the DPO model is the policy."""
 
 from __future__ import annotations
 
@@ -20,9 +20,12 @@ def run(ctx: StageContext) -> Result:
         if item.is_file():
             shutil.copy2(item, ctx.out / item.name)
     policy_eval = evaluate(ctx.cfg, ctx.out, ctx.out / "eval.json")
+    heldout = policy_eval["heldout"]
     return Result({"accuracy_mean": policy_eval["mean"], "sft_accuracy_mean": sft_eval["mean"],
                    "dpo_minus_sft": policy_eval["mean"] - sft_eval["mean"],
-                   **{f"accuracy_{f}": a for f, a in policy_eval["per_family"].items()}},
+                   **{f"accuracy_{f}": a for f, a in policy_eval["per_family"].items()},
+                   "eval_distinct_items_min": min(heldout["distinct_items"].values()),
+                   "eval_contamination_max": max(heldout["contamination"]["share"].values())},
                   {"model": ctx.out})
 
 

@@ -1,16 +1,16 @@
-"""`evaluate`: fresh canonical instances per family, verified, summarised (generation: tests/sampling)."""
+"""`evaluate`: held-out canonical instances per family, verified, summarised (generation: tests/sampling)."""
 
 from __future__ import annotations
 
 import pytest
 
 from workbench import tasks
-from workbench.evaluate import evaluate, format_table
+from workbench.evaluate import evaluate, evaluation_tasks, format_table
 
 
 def _oracle(prompts, max_new_tokens):
-    """A generator answering every canonical prompt with the task world's reference solution."""
-    solutions = {t.prompt: t.solution for f in tasks.FAMILIES for t in tasks.generate(f, 3, 7, canonical_only=True)}
+    """A generator answering every evaluation prompt with the task world's reference solution."""
+    solutions = {t.prompt: t.solution for t in evaluation_tasks(3, 7)}
     return [solutions[p[-1]["content"]] for p in prompts]
 
 

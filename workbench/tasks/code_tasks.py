@@ -28,12 +28,22 @@ EDGE_LISTS = ([3, -1, 7, 2, 7, 0], [5], [-4, -9, -2], [2, 4, 6, 1, 1], [0, -3, 8
 RANDOM_LISTS = 4
 
 
+# Function names: adjective_noun identifiers, unrelated to any spec, so a prompt's name says nothing about
+# what the function does and the held-out split (workbench.tasks.heldout) has many names on each side.
+NAME_ADJECTIVES = ("amber", "bold", "brisk", "calm", "clever", "cosy", "crisp", "dusty", "eager", "fair", "fancy",
+                   "gentle", "glad", "grand", "happy", "humble", "jolly", "keen", "lively", "lucky", "merry", "misty",
+                   "noble", "plain", "proud", "quiet", "rapid", "rosy", "shiny", "silent", "sleepy", "swift")
+NAME_NOUNS = ("acorn", "anchor", "badger", "beacon", "bucket", "canyon", "cedar", "comet", "cricket", "dune", "ember",
+              "falcon", "fern", "garnet", "harbor", "heron", "island", "jasper", "kettle", "lantern", "lemon", "maple",
+              "meadow", "nectar", "otter", "pebble", "quartz", "raven", "ribbon", "saddle", "thistle", "walnut")
+FUNCTION_NAMES = tuple(f"{adjective}_{noun}" for adjective in NAME_ADJECTIVES for noun in NAME_NOUNS)
+
+
 @dataclass(frozen=True)
 class Spec:
-    """One function to write: its wording, names to ask for, reference body and plausible bugs."""
+    """One function to write: its wording, reference body and plausible bugs."""
 
     text: str
-    names: tuple[str, ...]
     body: str  # the reference implementation's return expression
     fn: Callable[[list[int]], Any]
     bugs: tuple[str, ...]  # wrong return expressions a model might write
@@ -41,25 +51,23 @@ class Spec:
 
 
 SPECS = {
-    "code.sum": Spec("returns the sum of the numbers in xs", ("total", "sum_list", "add_all", "list_sum"),
-                     "sum(xs)", lambda xs: sum(xs), ("sum(xs[1:])", "sum(xs[:-1])", "len(xs)")),
-    "code.max": Spec("returns the largest number in xs", ("largest", "max_value", "biggest", "find_max"),
-                     "max(xs)", lambda xs: max(xs), ("xs[0]", "xs[-1]", "min(xs)"), empty_ok=False),
-    "code.min": Spec("returns the smallest number in xs", ("smallest", "min_value", "lowest", "find_min"),
-                     "min(xs)", lambda xs: min(xs), ("xs[0]", "xs[-1]", "max(xs)"), empty_ok=False),
-    "code.count_even": Spec("returns the number of even numbers in xs", ("count_even", "num_even", "even_count"),
-                            "sum(1 for x in xs if x % 2 == 0)", lambda xs: sum(1 for x in xs if x % 2 == 0),
+    "code.sum": Spec("returns the sum of the numbers in xs", "sum(xs)", lambda xs: sum(xs),
+                     ("sum(xs[1:])", "sum(xs[:-1])", "len(xs)")),
+    "code.max": Spec("returns the largest number in xs", "max(xs)", lambda xs: max(xs),
+                     ("xs[0]", "xs[-1]", "min(xs)"), empty_ok=False),
+    "code.min": Spec("returns the smallest number in xs", "min(xs)", lambda xs: min(xs),
+                     ("xs[0]", "xs[-1]", "max(xs)"), empty_ok=False),
+    "code.count_even": Spec("returns the number of even numbers in xs", "sum(1 for x in xs if x % 2 == 0)",
+                            lambda xs: sum(1 for x in xs if x % 2 == 0),
                             ("sum(1 for x in xs if x % 2 == 1)", "len(xs) // 2")),
-    "code.reverse": Spec("returns xs in reverse order", ("reverse_list", "backwards", "reversed_list", "flip"),
-                         "xs[::-1]", lambda xs: xs[::-1], ("sorted(xs, reverse=True)", "xs[:0:-1]")),
-    "code.sort": Spec("returns xs sorted in ascending order", ("sort_list", "ascending", "sorted_list", "order"),
-                      "sorted(xs)", lambda xs: sorted(xs), ("sorted(xs, reverse=True)", "sorted(set(xs))")),
-    "code.squares": Spec("returns a list of the squares of the numbers in xs", ("squares", "square_all", "squared"),
-                         "[x * x for x in xs]", lambda xs: [x * x for x in xs],
-                         ("[x * 2 for x in xs]", "[x ** 2 for x in xs if x > 0]")),
-    "code.sum_even": Spec("returns the sum of the even numbers in xs", ("sum_even", "even_sum", "total_even"),
-                          "sum(x for x in xs if x % 2 == 0)", lambda xs: sum(x for x in xs if x % 2 == 0),
-                          ("sum(x for x in xs if x % 2 == 1)", "sum(xs)")),
+    "code.reverse": Spec("returns xs in reverse order", "xs[::-1]", lambda xs: xs[::-1],
+                         ("sorted(xs, reverse=True)", "xs[:0:-1]")),
+    "code.sort": Spec("returns xs sorted in ascending order", "sorted(xs)", lambda xs: sorted(xs),
+                      ("sorted(xs, reverse=True)", "sorted(set(xs))")),
+    "code.squares": Spec("returns a list of the squares of the numbers in xs", "[x * x for x in xs]",
+                         lambda xs: [x * x for x in xs], ("[x * 2 for x in xs]", "[x ** 2 for x in xs if x > 0]")),
+    "code.sum_even": Spec("returns the sum of the even numbers in xs", "sum(x for x in xs if x % 2 == 0)",
+                          lambda xs: sum(x for x in xs if x % 2 == 0), ("sum(x for x in xs if x % 2 == 1)", "sum(xs)")),
 }
 
 
@@ -76,7 +84,7 @@ def fenced(code: str) -> str:
 def make(template: str, rng: random.Random, canonical_only: bool = False) -> Task:
     """One instance of a code template; the hidden tests derive from ``meta['test_seed']``."""
     spec = SPECS[template]
-    fname = rng.choice(spec.names)
+    fname = rng.choice(FUNCTION_NAMES)
     test_seed = rng.randrange(2**31)
     fmt, flags = choose(rng, PHRASINGS, canonical_only)
     meta = {"fname": fname, "spec": spec.text, "test_seed": test_seed, **flags}
@@ -177,7 +185,7 @@ def corrupt(task: Task, rng: random.Random) -> str:
         return fenced(program(fname, rng.choice(spec.bugs)))
     if kind < 0.85:
         return fenced(program(fname, spec.body).replace("):", ")", 1))
-    other = rng.choice([n for s in SPECS.values() for n in s.names if n != fname])
+    other = rng.choice([n for n in FUNCTION_NAMES if n != fname])
     return fenced(program(other, spec.body))
 
 

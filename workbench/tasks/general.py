@@ -16,6 +16,7 @@ LETTER_WORDS = ("banana", "strawberry", "mississippi", "committee", "balloon", "
                 "umbrella", "volleyball", "yellow", "kangaroo", "elephant", "accommodation", "cinnamon",
                 "broccoli", "afternoon", "engineer", "grammar", "window", "puzzle", "teapot", "butterfly",
                 "dinosaur", "pineapple", "chocolate")
+UPPER_WORDS = tuple(sorted(set(WORDS) | set(LETTER_WORDS)))  # a larger item space for capitals
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 
 PHRASINGS = {
@@ -41,7 +42,7 @@ def three_words(rng: random.Random, unsorted: bool) -> list[str]:
 def make(template: str, rng: random.Random, canonical_only: bool = False) -> Task:
     """One instance of a general template."""
     words = three_words(rng, unsorted=template == "general.sort")
-    word = rng.choice(LETTER_WORDS if template == "general.count_letter" else WORDS)
+    word = rng.choice({"general.count_letter": LETTER_WORDS, "general.upper": UPPER_WORDS}.get(template, WORDS))
     absent = [c for c in ALPHABET if c not in word]
     c = rng.choice(word) if rng.random() < 0.75 else rng.choice(absent)
     fmt, flags = choose(rng, PHRASINGS[template], canonical_only)
