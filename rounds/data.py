@@ -3,7 +3,9 @@
 User prompts (``rounds.prompts``) form one stream that the rounds draw from in order (round 1's
 preference prompts, round 1's sampling prompts, round 2's, ...): a seeded permutation of the pool,
 a fresh one each time the pool runs out, so no prompt repeats before all were used. A slot's place in
-the stream depends only on the config, so re-running (or resuming) a round draws the same prompts.
+the stream depends only on the config, so re-running (or resuming) a round draws the same prompts. A
+slot never holds a prompt twice: when it straddles the end of a pass, or the pool is smaller than
+the slot, the round gets fewer prompts than asked.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ def round_prompts(cfg, n: int, purpose: str, count: int) -> list[dict]:
     tasks = generate(None, count - users, seed=derive_seed(cfg.seed, "round", n, purpose)) if count > users else []
     records = prompt_records(tasks, f"r{n:02d}-{purpose[:4]}")
     if users:
-        records += [{**p, "id": f"r{n:02d}-{purpose[:4]}-user-{p['id']}"}
-                    for p in draw_user_prompts(cfg, stream_offset(cfg, n, purpose), users)]
+        # a slot that straddles the end of a pass (or outnumbers the pool) keeps each prompt once
+        picked = {p["id"]: p for p in draw_user_prompts(cfg, stream_offset(cfg, n, purpose), users)}
+        records += [{**p, "id": f"r{n:02d}-{purpose[:4]}-user-{p['id']}"} for p in picked.values()]
         random.Random(derive_seed(cfg.seed, "round", n, purpose, "mix")).shuffle(records)
     return records
 
