@@ -63,6 +63,26 @@ def test_export_keeps_outcomes_apart_and_writes_skip_and_flag_reasons(tmp_path):
     assert [f["reason"] for f in stats["flag_reasons"]] == ["both say the same", "both say the same, twice"]
 
 
+def test_the_trl_export_holds_the_pairs_of_the_preferences_in_trls_conversational_format(tmp_path):
+    store = new_store(tmp_path / "s.sqlite")
+    store.import_items(make_items(3), overlap=1)
+    edited = _answer(store, "alice", "a", "better", edited="0 + 1 = 1\nAnswer: 1").item_id
+    plain = _answer(store, "alice", "b", "slightly_better").item_id
+    store.submit("alice", store.claim_next("alice").item_id, "tie", None)  # not a preference: not exported
+    write_export(store, tmp_path / "out")
+    rows = [json.loads(line) for line in (tmp_path / "out" / "preferences_trl.jsonl").read_text().splitlines()]
+    user = lambda text: [{"role": "user", "content": text}]  # noqa: E731
+    answer = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
+    assert rows == [
+        {"prompt": user("What is 0 + 1?"), "chosen": answer("0 + 1 = 1\nAnswer: 1"), "rejected": answer("Answer: 1"),
+         "id": f"{edited}:alice", "level": "better"},
+        {"prompt": user("What is 0 + 1?"), "chosen": answer("0 + 1 = 1\nAnswer: 1"), "rejected": answer("Answer: 2"),
+         "id": f"{edited}:alice", "level": "better"},
+        {"prompt": user("What is 1 + 1?"), "chosen": answer("Answer: 3"), "rejected": answer("Answer: 2"),
+         "id": f"{plain}:alice", "level": "slightly_better"},
+    ]
+
+
 def test_a_tie_scores_zero_in_the_agreement(tmp_path):
     store = new_store(tmp_path / "s.sqlite")
     store.import_items(make_items(2), overlap=2)
