@@ -19,6 +19,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from preference_ui import render
+from preference_ui.items import prompt_text
 from preference_ui.security import SESSION_SECONDS, Guard
 from preference_ui.store import OUTCOME_LABELS, OUTCOMES, Claim, Store, StoreError
 from workbench.preferences import LEVEL_LABELS, LEVELS
@@ -94,7 +95,9 @@ HEAD = """
     const out = [];
     if (!side) out.push("choose a side [A/B]");
     if (!q("#wb-level input:checked")) out.push("choose how much better [1-4]");
-    if (side && !(field("wb-editor")?.value || "").trim()) out.push("keep a response in the editor");
+    // an empty response may be chosen as it is (an empty editor then means no edit)
+    const empty = side && q(`#${side === "A" ? "wb-left" : "wb-right"} .wb-empty`);
+    if (side && !empty && !(field("wb-editor")?.value || "").trim()) out.push("keep a response in the editor");
     return out;
   };
   setInterval(() => {
@@ -138,6 +141,7 @@ CSS = render.PYGMENTS_CSS + """
 .wb-diff ins { background: #ccf2d1; text-decoration: none; }
 .wb-side { border: 1px solid #dde; border-radius: 6px; padding: 8px; }
 .wb-side h4 { margin: 0 0 6px 0; }
+.wb-empty { color: #667; font-style: italic; border: 1px dashed #aab; border-radius: 4px; padding: 6px; }
 .wb-table { border-collapse: collapse; width: 100%; }
 .wb-table td, .wb-table th { border: 1px solid #dde; padding: 4px 6px; vertical-align: top; text-align: left; }
 #wb-editor textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
@@ -180,14 +184,18 @@ def _msg(text: str, kind: str) -> str:
     return f'<div class="wb-msg wb-{kind}" role="{"alert" if kind == "error" else "status"}">{text}</div>'
 
 
-def _prompt_text(messages: list[dict]) -> str:
-    if len(messages) == 1 and messages[0]["role"] == "user":
-        return messages[0]["content"]
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+EMPTY_RESPONSE = "(empty response: the model wrote nothing)"
+
+
+def _response(text: str) -> str:
+    """A response as HTML; an empty or whitespace-only one gets a visible marker (in the page only)."""
+    if text.strip():
+        return render.markdown(text)
+    return f'<div class="wb-empty">{html.escape(EMPTY_RESPONSE)}</div>'
 
 
 def _side(title: str, text: str) -> str:
-    return f'<div class="wb-side"><h4>{title}</h4>{render.markdown(text)}</div>'
+    return f'<div class="wb-side"><h4>{title}</h4>{_response(text)}</div>'
 
 
 def _edit_diff(original: str, text: str) -> str:
@@ -457,7 +465,7 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                                   for a in d["answers"]])
                 blocks.append(f'<div class="wb-disagreement"><h4>{html.escape(d["item_id"])}</h4>'
                               f'{render.conversation(d["prompt"])}'
-                              f'{_table(["a", "b"], [[("html", render.markdown(d["response_a"])), ("html", render.markdown(d["response_b"]))]])}'
+                              f'{_table(["a", "b"], [[("html", _response(d["response_a"])), ("html", _response(d["response_b"]))]])}'
                               f"{answers}</div>")
             return {admin_summary: summary + per_round, admin_annotators: annotators, admin_flags: flags, admin_skips: skips,
                     admin_disagree: "".join(blocks) or "<p>No disagreements.</p>"}
@@ -501,7 +509,7 @@ def _api(store: Store) -> None:
         progress = f"{user}: {p['submitted']} submitted, {p['skipped']} skipped, {p['left']} left"
         if claim is None:
             return "", NOTHING_LEFT, "", "", progress, message
-        return claim.item_id, _prompt_text(claim.prompt), claim.left, claim.right, progress, message
+        return claim.item_id, prompt_text(claim.prompt), claim.left, claim.right, progress, message
 
     def raising(call):
         try:

@@ -4,7 +4,8 @@
 
     {"id": "r01-000017",                                       # unique item id
      "prompt": [{"role": "user", "content": "What is 2 + 3?"}],  # chat messages (a plain string = one user turn)
-     "responses": ["Answer: 5", "Answer: 6"],                   # the two responses, a and b
+     "responses": ["Answer: 5", "Answer: 6"],                   # the two responses, a and b, exactly as
+                                                                # generated (an empty one stays empty)
      "models": ["round01-policy", "round00-policy"],            # the model that wrote each (optional)
      "round": 1,                                                # optional, default 0
      "meta": {"task": {...}}}                                   # optional provenance; meta.task = Task.to_dict()
@@ -55,6 +56,13 @@ def _messages(prompt: Any) -> list[dict] | None:
     return None
 
 
+def prompt_text(messages: list[dict]) -> str:
+    """A prompt as plain text: a single user turn as is, several turns each under its ``[role]``."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
 def item_problems(data: dict) -> list[str]:
     """Every problem of an item in the import format, each naming its field; empty when it is valid."""
     found = [f"missing field {key!r}" for key in ("id", "prompt", "responses") if key not in data]
@@ -68,9 +76,9 @@ def item_problems(data: dict) -> list[str]:
     responses = data.get("responses")
     if "responses" in data and not (
             isinstance(responses, list) and len(responses) == 2
-            and all(isinstance(r, str) and r.strip() and len(r) <= MAX_TEXT_CHARS for r in responses)):
-        found.append(f"field 'responses' must be a list of two non-empty strings "
-                     f"(at most {MAX_TEXT_CHARS} characters each)")
+            and all(isinstance(r, str) and len(r) <= MAX_TEXT_CHARS for r in responses)):
+        found.append(f"field 'responses' must be a list of two strings (at most {MAX_TEXT_CHARS} characters "
+                     f"each; an empty one is kept as generated)")
     models = data.get("models") or ["", ""]
     if not (isinstance(models, list) and len(models) == 2
             and all(isinstance(m, str) for m in models)):

@@ -130,6 +130,16 @@ UPDATE settings SET value = '2' WHERE key = 'schema_version';
 """
 
 
+# Items a user may claim next, in hand-out order: open, of the round (NULL: any), never given to the user,
+# with a free slot (submissions and live leases of others fill slots). Parameters: round, round, user, now, limit.
+OPEN_ITEMS_SQL = (
+    "SELECT i.* FROM items i WHERE i.n_done < i.overlap AND (? IS NULL OR i.round = ?) "
+    "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.user = ?) "
+    "AND (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND "
+    "     (a.status = 'submitted' OR (a.status = 'claimed' AND a.lease_expires > ?))) < i.overlap "
+    "ORDER BY i.seq LIMIT ?")
+
+
 class StoreError(ValueError):
     """A store call was refused; the message says why and what to do. Nothing was written.
 
@@ -401,12 +411,7 @@ class Store:
                             else "claim of another round")
             if not take_new or (self.quota and self._count_submitted(conn, user) >= self.quota):
                 return None
-            found = conn.execute(
-                "SELECT i.id FROM items i WHERE i.n_done < i.overlap AND (? IS NULL OR i.round = ?) "
-                "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.user = ?) "
-                "AND (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND "
-                "     (a.status = 'submitted' OR (a.status = 'claimed' AND a.lease_expires > ?))) < i.overlap "
-                "ORDER BY i.seq LIMIT 1", (round, round, user, now)).fetchone()
+            found = conn.execute(OPEN_ITEMS_SQL, (round, round, user, now, 1)).fetchone()
             if found is None:
                 return None
             swapped = self.rng.random() < 0.5
@@ -415,6 +420,14 @@ class Store:
             self._audit(conn, user, "claim", found["id"], swapped=swapped, lease_expires=lease)
             row = conn.execute("SELECT * FROM assignments WHERE item_id = ? AND user = ?", (found["id"], user)).fetchone()
             return self._claim(conn, row, lease)
+
+    def open_items(self, user: str, round: int | None = None, limit: int = 1) -> list[Item]:
+        """The next ``limit`` items :meth:`claim_next` would hand ``user``, in order; nothing is claimed.
+
+        A batch annotator (the AI judge) reads ahead with it; each item is still claimed before it is answered.
+        """
+        rows = self._conn().execute(OPEN_ITEMS_SQL, (round, round, user, self.clock(), max(0, limit))).fetchall()
+        return [_item(row) for row in rows]
 
     def _held_claim(self, conn: sqlite3.Connection, user: str, item_id: Any, now: float) -> sqlite3.Row:
         """The user's live claim on ``item_id``, or NotClaimedError saying why not."""
@@ -455,9 +468,6 @@ class Store:
         if edited is not None:
             if not isinstance(edited, str):
                 raise ValidationError(f"edit: expected text or nothing, got {type(edited).__name__}", field="edit")
-            if not edited.strip():
-                raise ValidationError("edit is empty: leave the chosen response in the editor to keep it "
-                                      "unchanged, or write the improved response", field="edit")
             if len(edited) > self.max_edit_chars:
                 raise ValidationError(f"edit is {len(edited)} characters long; the limit is {self.max_edit_chars}",
                                       field="edit")
@@ -466,7 +476,8 @@ class Store:
         """Record the annotator's judgement of their claimed item; returns the annotation id.
 
         ``choice`` is the side as shown ('A' left, 'B' right); ``level`` one of LEVELS; ``edited`` an
-        improved version of the chosen response (None, or identical to it, means no edit). ``choice``
+        improved version of the chosen response (None, or identical to it but for surrounding
+        whitespace, means no edit; so an empty chosen response may be chosen as it is). ``choice``
         may instead be one of OUTCOMES (tie, both bad, cannot judge), with no level and no edit.
         """
         self._require_user(user)
@@ -479,7 +490,10 @@ class Store:
             item = conn.execute("SELECT response_a, response_b FROM items WHERE id = ?", (item_id,)).fetchone()
             chosen = item["response_a"] if winner == "a" else item["response_b"]
             if edited is not None and edited.strip() == chosen.strip():
-                edited = None
+                edited = None  # unchanged (an empty chosen response left empty, too)
+            if edited is not None and not edited.strip():
+                raise ValidationError("edit is empty: leave the chosen response in the editor to keep it "
+                                      "unchanged, or write the improved response", field="edit")
             cur = conn.execute(
                 "INSERT INTO annotations (item_id, user, choice, winner, level, edited, swapped, claimed_at, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

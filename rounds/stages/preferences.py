@@ -1,14 +1,17 @@
 """Round stage 1, preferences: two models answer fresh prompts; annotators rank the pairs.
 
 The newest policy and the model before it (round n-2's policy, the bootstrap in round 2, the base in
-round 1) answer the round's prompts; the pairs are queued as items in the annotation store and
-answered by the simulated annotator, by people, or both (``annotation.mode``). A round waiting for
-people stops with status ``waiting`` (:class:`~workbench.rundir.StageWaiting`).
+round 1) answer the round's prompts; the responses are kept exactly as generated (an empty one stays
+empty). The pairs are queued as items in the annotation store and answered by the simulated
+annotator, by people, by both, or by an AI judge model (``annotation.mode``). A round waiting for
+people stops with status ``waiting`` (:class:`~workbench.rundir.StageWaiting`); items the judge could
+not answer are skipped, counted in the metrics and left open for people.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from rounds import data as round_data
 from rounds.stages.common import backend, log, policy_before, second_model
@@ -19,8 +22,10 @@ from workbench.stage import Result, Stage, StageContext
 
 
 def inputs(ctx: StageContext) -> dict:
-    """The two models whose answers are compared."""
-    return {"policy": policy_before(ctx.run, ctx.round), "other": second_model(ctx.run, ctx.round)}
+    """The two models whose answers are compared (and the judge model in judge mode)."""
+    models = {"policy": policy_before(ctx.run, ctx.round), "other": second_model(ctx.run, ctx.round)}
+    judge = ctx.cfg.annotation.judge
+    return models | ({"judge": Path(judge.model)} if ctx.cfg.annotation.mode == "judge" else {})
 
 
 def run(ctx: StageContext) -> Result:
@@ -37,7 +42,7 @@ def run(ctx: StageContext) -> Result:
     try:
         items = read_items(items_path)
         store.import_items(items, overlap=cfg.annotation.overlap)
-        needed = annotate(ctx, store, len(items))
+        needed, annotation_metrics = annotate(ctx, store, len(items))
         while (done := store.count_completed(round=n)) < needed and cfg.rounds.annotation_wait:
             log(f"round {n}: {done}/{needed} items annotated; waiting for annotators")
             time.sleep(10)
@@ -48,7 +53,7 @@ def run(ctx: StageContext) -> Result:
     finally:
         store.close()
     metrics = {"items": len(items), "preferences": stats.get("annotations", done),
-               **{k: v for k, v in stats.items() if isinstance(v, (int, float))}}
+               **{k: v for k, v in stats.items() if isinstance(v, (int, float))}, **annotation_metrics}
     return Result(metrics, {"preferences": ctx.out / "preferences.jsonl"})
 
 
@@ -64,18 +69,20 @@ def preference_items(ctx: StageContext) -> list[dict]:
                               temperature=cfg.rounds.preference_temperature, top_p=1.0,
                               max_new_tokens=cfg.sampling.max_new_tokens,
                               seed=derive_seed(cfg.seed, "preferences", n, i))
-        # an empty response cannot be annotated; keep the item with a visible placeholder
-        responses.append([o[0].text.strip() or "(empty response)" for o in outs])
+        responses.append([o[0].text for o in outs])  # as generated: RM and DPO train on what the models said
     names = [str(m.relative_to(run.root)) for m in models]
     return [{"id": p["id"], "prompt": p["messages"], "responses": [a, b], "models": names,
              "round": n, "meta": {"task": p["task"]}} for p, a, b in zip(prompts, *responses)]
 
 
-def annotate(ctx: StageContext, store, num_items: int) -> int:
-    """Let the simulated annotator answer its share; returns how many items must be complete."""
+def annotate(ctx: StageContext, store, num_items: int) -> tuple[int, dict]:
+    """Let the simulated annotator (or the judge) answer its share: (items that must be complete, metrics)."""
     from preference_ui.simulated import SimulatedAnnotator
 
     ann, n = ctx.cfg.annotation, ctx.round
+    if ann.mode == "judge":
+        metrics = judge_items(ctx, store)
+        return store.count_completed(round=n), metrics
     human_items = {"simulated": 0, "human": num_items, "mixed": round(ann.human_share * num_items)}[ann.mode]
     human_items = min(num_items, ann.human_quota or human_items) if ann.mode != "simulated" else 0
     sim_items = num_items - (num_items if ann.mode == "human" else human_items)
@@ -85,7 +92,30 @@ def annotate(ctx: StageContext, store, num_items: int) -> int:
             annotator = SimulatedAnnotator(store, name, ann.edit_prob, ann.noise,
                                            derive_seed(ctx.cfg.seed, "annotator", n, k))
             annotator.run(round=n, limit=sim_items)
-    return sim_items + human_items
+    return sim_items + human_items, {}
+
+
+def judge_items(ctx: StageContext, store) -> dict:
+    """Let ``overlap`` judge accounts (judge, judge-2, ...) answer the round's items; the judge's metrics."""
+    from preference_ui.judge import Judge
+    from workbench.config_base import ConfigError
+
+    judge_cfg, n = ctx.cfg.annotation.judge, ctx.round
+    model = Path(judge_cfg.model)
+    if not (model / "config.json").is_file():
+        raise ConfigError(f"annotation.judge.model: {model} is not a model folder (no config.json); "
+                          "give the folder of a Hugging Face chat model")
+    totals: dict = {}
+    with backend(ctx.cfg, model, judge_cfg.backend) as judge_backend:
+        for k in range(ctx.cfg.annotation.overlap):
+            name = judge_cfg.user if k == 0 else f"{judge_cfg.user}-{k + 1}"
+            judge = Judge.from_config(store, judge_cfg, judge_backend, derive_seed(ctx.cfg.seed, "judge", n, k), name)
+            for key, value in judge.run(round=n).items():
+                totals[key] = totals.get(key, 0) + value
+    log(f"round {n}: judge {model}: {totals['submitted']} answered, {totals['skipped']} skipped as unparseable, "
+        f"{totals['position_disagreements']} position disagreements")
+    return {"judge_model": str(model), "judge_rubric": judge_cfg.rubric or "default",
+            "judge_rubric_sha256": judge.rubric_sha256, **{f"judge_{k}": v for k, v in totals.items()}}
 
 
 STAGE = Stage("preferences", "annotation", inputs, run)

@@ -98,3 +98,21 @@ def test_annotate_round_fills_every_overlap_slot_with_distinct_accounts(tmp_path
     assert annotate_round(store, round=1, annotators=3, noise=0.1, seed=1)["submitted"] == 30
     assert store.count_completed(round=1) == 10
     assert {r.annotator for r in store.export()} == {"simulated", "simulated-2", "simulated-3"}
+
+
+def test_empty_and_blank_responses_are_judged_and_exported_exactly(tmp_path):
+    tasks = generate(None, 8, seed=11)
+    pairs = [[(t.solution, ""), ("  \n", t.solution), ("", " ")][k % 3] for k, t in enumerate(tasks)]
+    items = [validate_item({"id": f"e{k:03d}", "prompt": t.prompt, "responses": list(pair), "round": 1,
+                            "meta": {"task": t.to_dict()}}, "t") for k, (t, pair) in enumerate(zip(tasks, pairs))]
+    store = new_store(tmp_path / "s.sqlite", users=())
+    store.import_items(items)
+    assert SimulatedAnnotator(store, "sim", edit_prob=0.0, noise=0.0, seed=0).run() == {"submitted": 8, "skipped": 0}
+    by_id = {r.meta["item_id"]: r for r in store.export()}
+    for k, (t, (a, b)) in enumerate(zip(tasks, pairs)):
+        record = by_id[f"e{k:03d}"]
+        assert {record.chosen, record.rejected} == {a, b} and record.edited is None  # exact, never stripped
+        if t.solution in (a, b):  # a correct response beats an empty one, significantly
+            assert (record.chosen, record.level) == (t.solution, "significantly_better")
+        else:  # two blank responses: equally far off and equally short, a coin picks one, marginally
+            assert record.level == "marginally_better"

@@ -433,3 +433,36 @@ def test_a_schema_1_store_is_migrated_keeping_its_annotations(tmp_path):
     migrated.submit("bob", migrated.claim_next("bob").item_id, "cannot_judge", None)
     assert migrated.stats()["outcomes"]["cannot_judge"] == 1
     assert sqlite3.connect(path).execute("SELECT value FROM settings WHERE key = 'schema_version'").fetchone()[0] == "2"
+
+
+def test_empty_and_blank_responses_are_stored_exported_and_chosen_as_they_are(store, tmp_path):
+    import json
+
+    from preference_ui.app import EMPTY_RESPONSE, _side
+    from preference_ui.export import write_export
+    from preference_ui.items import validate_item
+
+    item = validate_item({"id": "e1", "prompt": "Say something.", "responses": ["", " \n\t"]}, "test")
+    store.import_items([item])
+    claim = store.claim_next("alice")
+    assert {claim.left, claim.right} == {"", " \n\t"}
+    empty_side = "A" if claim.left == "" else "B"
+    store.submit("alice", "e1", empty_side, "marginally_better", edited="")  # the editor held the empty response
+    (record,) = store.export()
+    assert (record.chosen, record.rejected, record.edited) == ("", " \n\t", None)
+    write_export(store, tmp_path / "out")
+    (row,) = [json.loads(line) for line in (tmp_path / "out" / "preferences.jsonl").read_text().splitlines()]
+    assert (row["chosen"], row["rejected"]) == ("", " \n\t")
+    # the page marks an empty response; the stored text stays as it was
+    assert EMPTY_RESPONSE in _side("Response A", " \n\t") and EMPTY_RESPONSE not in _side("Response A", "x")
+    assert store.get_item("e1").response_b == " \n\t"
+
+
+def test_open_items_lists_what_claim_next_hands_out_without_claiming(store):
+    store.import_items(make_items(5), overlap=1)
+    first = store.claim_next("bob")
+    ahead = store.open_items("alice", limit=3)
+    assert [i.id for i in ahead] == ["it001", "it002", "it003"] and first.item_id == "it000"
+    assert [a for a in store.audit_log("alice") if a["action"] == "claim"] == []
+    assert [store.claim_next("alice").item_id for _ in range(1)] == ["it001"]
+    assert [i.id for i in store.open_items("alice", limit=10)] == ["it002", "it003", "it004"]
