@@ -10,7 +10,9 @@ A record (one JSON object per line in ``*.jsonl``, one row in a ``datasets`` dat
      "annotator": "alice", "round": 1,
      "meta": {...}}                            # free-form provenance (models, task family, ...)
 
-With an edit the ranking is edited > chosen > rejected (Llama 3).
+With an edit the ranking is edited > chosen > rejected (Llama 3). A user's preference data in TRL's
+formats or as rated completions is converted to this schema on load (:mod:`workbench.formats`); a
+preference that comes without a level gets ``rounds.preference_level`` (default ``better``).
 """
 
 from __future__ import annotations
