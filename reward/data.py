@@ -1,8 +1,10 @@
 """Reward-model data: load preferences, drop near-identical ones, split, and tokenize into rows.
 
-Tokens of a (prompt, response) are ``chat template(prompt, add_generation_prompt) + response + <|eot_id|>``,
-tokenized in two parts exactly as a policy produces them at sampling time; training, held-out
-evaluation and :mod:`reward.scoring` all use :func:`encode`, so a score means the same everywhere.
+Tokens of a (prompt, response) are ``chat template(prompt, add_generation_prompt)`` followed by the
+response and its end of turn as the template renders them (``<|eot_id|>``, ``<|im_end|>\n``,
+``<end_of_turn>\n``, ...: :meth:`workbench.chat.ChatFormat.reply_text`), tokenized in two parts
+exactly as a policy produces them at sampling time; training, held-out evaluation and
+:mod:`reward.scoring` all use :func:`encode`, so a score means the same everywhere.
 """
 
 from __future__ import annotations
@@ -94,9 +96,11 @@ def encode_prompt(tokenizer, prompt: list[dict]) -> list[int]:
 
 
 def encode_response(tokenizer, response: str) -> list[int]:
-    """Token ids of a response ending its turn with ``<|eot_id|>`` (the token its score is read at)."""
-    text = response[: -len(chat.EOT)] if response.endswith(chat.EOT) else response
-    return tokenizer(text + chat.EOT, add_special_tokens=False)["input_ids"]
+    """Token ids of a response and the template's end of turn (its score is read at the last one).
+
+    A response that still ends with the stop token it was generated up to is taken without it.
+    """
+    return chat.chat_format(tokenizer).reply_ids(response)
 
 
 def encode(tokenizer, prompt: list[dict], response: str) -> list[int]:

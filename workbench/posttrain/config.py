@@ -107,7 +107,10 @@ class DPOConfig(_TrainerSection):
     num_train_epochs: float = field(1.0, "epochs over the preference pairs")
     beta: float = field(0.1, "DPO temperature (Llama 3: 0.1)")
     nll_coef: float = field(0.2, "weight of the per-sequence NLL term on the chosen response (Llama 3: 0.2)")
-    mask_formatting_tokens: bool = field(True, "leave the five formatting tokens out of every loss term (Llama 3)")
+    mask_formatting_tokens: bool = field(True, "leave the formatting tokens out of every loss term (Llama 3: its five)")
+    formatting_tokens: list[str] | None = field(None, "the tokens masked; null: derived from the model's chat template "
+                                                      "(the special tokens around the messages, BOS, EOS, stops), "
+                                                      "e.g. ['<|im_start|>', '<|im_end|>'] for ChatML")
     levels: list[str] = field(list(STRONG_LEVELS), "preference strengths trained on (Llama 3: the two strongest)")
     precompute_ref_log_probs: bool = field(False, "compute the reference log-probs once before training "
                                                   "(saves a forward per step; frees the reference model)")
@@ -117,6 +120,8 @@ class DPOConfig(_TrainerSection):
         super().validate()
         if self.beta <= 0 or self.nll_coef < 0:
             raise ConfigError("beta: must be > 0; nll_coef: must be >= 0")
+        if self.formatting_tokens is not None and not all(isinstance(t, str) and t for t in self.formatting_tokens):
+            raise ConfigError("formatting_tokens: expected null or a list of token strings, e.g. ['<|im_end|>']")
         unknown = [lv for lv in self.levels if lv not in LEVELS]
         if unknown or not self.levels:
             raise ConfigError(f"levels: {unknown or 'empty'}; expected a non-empty subset of {list(LEVELS)}")

@@ -5,8 +5,10 @@ Per pair i, with log-probabilities summed over the response tokens that are not 
     loss = mean_i [ -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)))  +  nll_coef * NLL_i ]
     NLL_i = -(1 / n_i) * sum_t log pi(chosen_t)      (n_i = unmasked tokens of the chosen response)
 
-- Formatting tokens (``<|begin_of_text|>``, ``<|end_of_text|>``, the two header tokens and
-  ``<|eot_id|>``; found from the tokenizer) are dropped from TRL's ``completion_mask`` in the collator,
+- Formatting tokens (derived from the model's chat template, :class:`workbench.chat.ChatFormat`: for
+  Llama 3 ``<|begin_of_text|>``, ``<|end_of_text|>``, the two header tokens and ``<|eot_id|>``; ChatML
+  ``<|im_start|>``/``<|im_end|>``; or ``formatting_tokens`` of the config) are dropped from TRL's
+  ``completion_mask`` in the collator,
   so they leave the DPO term for chosen and rejected, the NLL term and the precomputed reference
   log-probs alike. Chosen and rejected share them, and Llama 3 found that their conflicting signals
   (raise and lower the same token) destabilise training (tail repetition, stray end-of-turn tokens).
@@ -30,7 +32,7 @@ from typing import Iterable
 
 import torch
 
-from workbench.chat import formatting_token_ids
+from workbench.chat import ChatFormat
 from workbench.preferences import STRONG_LEVELS, Preference
 from workbench.trl_private import DataCollatorForPreference, DPOTrainerHooks
 
@@ -105,6 +107,7 @@ class ModifiedDPOTrainer(DPOTrainerHooks):
 
     def __init__(self, *args, masked_token_ids: Iterable[int] = (), nll_coef: float = 0.0, **kwargs):
         self.masked_token_ids = tuple(masked_token_ids)
+        self.masked_tokens = kwargs["processing_class"].convert_ids_to_tokens(list(self.masked_token_ids))
         self.nll_coef = nll_coef
         self.skipped_rows: dict[str, int] = {}
         config, tokenizer = kwargs["args"], kwargs["processing_class"]
@@ -155,7 +158,8 @@ def build_trainer(dpo_cfg, rows: list[dict], model, tokenizer, out_dir: str | Pa
 
     args = TRLDPOConfig(**trl_kwargs(dpo_cfg, Path(out_dir), seed, tracking),
                         loss_type=["sigmoid"], loss_weights=[1.0])
-    masked = formatting_token_ids(tokenizer) if dpo_cfg.mask_formatting_tokens else ()
+    masked = (ChatFormat.from_tokenizer(tokenizer, dpo_cfg.formatting_tokens).formatting_ids
+              if dpo_cfg.mask_formatting_tokens else ())
     return ModifiedDPOTrainer(model=model, ref_model=ref_model, args=args, processing_class=tokenizer,
                               train_dataset=Dataset.from_list(rows), peft_config=dpo_cfg.lora.peft_config(),
                               masked_token_ids=masked, nll_coef=dpo_cfg.nll_coef)
@@ -166,7 +170,8 @@ def train_dpo(dpo_cfg, preferences: list[Preference], sft_dir: str | Path, out_d
     """Train the SFT model in ``sft_dir`` with the modified DPO; save the policy (HF format) to ``out_dir``.
 
     Returns the last logged step's metrics (``loss``, ``rewards/accuracies``, ``rewards/margins``,
-    ``nll``, ...) with ``skipped_rows``, ``pairs_used`` and ``preferences_used``. ``tracking`` as in
+    ``nll``, ...) with ``skipped_rows``, ``pairs_used``, ``preferences_used`` and ``masked_tokens``
+    (the tokens left out of the loss, as strings). ``tracking`` as in
     ``train_sft``. An interrupted run resumes from its last checkpoint.
     """
     from workbench.posttrain.common import (final_metrics, load_policy, resume_checkpoint, save_final,
@@ -182,4 +187,4 @@ def train_dpo(dpo_cfg, preferences: list[Preference], sft_dir: str | Path, out_d
     save_final(trainer, tokenizer, out_dir)
     skipped = trainer.skipped_rows["train"]
     return {**final_metrics(trainer, output), **counts, "pairs_used": counts["pairs_used"] - skipped,
-            "skipped_rows": skipped}
+            "skipped_rows": skipped, "masked_tokens": list(trainer.masked_tokens)}

@@ -1,9 +1,12 @@
 """Supervised fine-tuning with TRL's SFTTrainer, cross-entropy on the assistant's tokens only.
 
 Rows are conversations ``{"messages": [{"role": ..., "content": ...}, ...]}`` (the rejection-sampled
-best responses plus curated data). The workbench's chat template marks every assistant turn with
-``{% generation %}``, so TRL's ``assistant_only_loss`` masks the system/user turns and the headers and
-trains on the assistant's content and its ``<|eot_id|>`` (the model learns to stop). Llama 3 starts
+best responses plus curated data). The loss covers each assistant message's content and its end of
+turn (``<|eot_id|>``, ``<|im_end|>\n``, ...: the model learns to stop), never the system/user turns
+or the headers. The workbench's chat template marks those with ``{% generation %}``, so TRL's
+``assistant_only_loss`` finds them; for a template without the markers the rows are tokenized here
+with the assistant mask of :attr:`workbench.chat.ChatFormat.assistant_masking` (rendered prefixes, or
+TRL's training template), which TRL turns into labels. Llama 3 starts
 SFT from the pretrained base; ``init_dir`` may be any causal LM folder. With ``packing`` the
 conversations of a batch share rows, each attending only to itself
 (:mod:`workbench.posttrain.sft_packing`): the same steps and losses without the padding.
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.chat import ROLES
+from workbench.chat import ROLES, chat_format
 from workbench.jsonl import message_problems, shown
 
 
@@ -57,7 +60,7 @@ def train_sft(sft_cfg, data: list[dict] | list[str | Path], init_dir: str | Path
     with sft_packing.document_masking(trainer.model):
         output = trainer.train(resume_from_checkpoint=resume_checkpoint(work_dir(out_dir)))
     save_final(trainer, trainer.processing_class, out_dir)
-    return {**final_metrics(trainer, output), "rows": len(rows)}
+    return {**final_metrics(trainer, output), "rows": len(rows), "assistant_spans": trainer.assistant_spans}
 
 
 def build_trainer(sft_cfg, rows: list[dict], init_dir: str | Path, out_dir: str | Path, *, seed: int,
@@ -73,12 +76,27 @@ def build_trainer(sft_cfg, rows: list[dict], init_dir: str | Path, out_dir: str 
     from workbench.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(init_dir)
+    method, _ = chat_format(tokenizer).assistant_masking  # a template with no way to find them fails here
+    markers = method == "generation markers"
+    dataset = Dataset.from_list(rows if markers else tokenize_rows(tokenizer, rows))
     model = load_policy(init_dir)
     # Varlen kernels isolate TRL's own padding-free rows; every other implementation gets document masks.
     varlen = is_varlen(model)
     kwargs = {**trl_kwargs(sft_cfg, Path(out_dir), seed, tracking), "packing": False,
               "padding_free": sft_cfg.packing and varlen}
     collator = sft_packing.PackingCollator(tokenizer.pad_token_id) if sft_cfg.packing and not varlen else None
-    return SFTTrainer(model=model, args=TRLSFTConfig(**kwargs, assistant_only_loss=True),
-                      train_dataset=Dataset.from_list(rows), processing_class=tokenizer, data_collator=collator,
-                      peft_config=sft_cfg.lora.peft_config())
+    trainer = SFTTrainer(model=model, args=TRLSFTConfig(**kwargs, assistant_only_loss=markers),
+                         train_dataset=dataset, processing_class=tokenizer, data_collator=collator,
+                         peft_config=sft_cfg.lora.peft_config())
+    trainer.assistant_spans = method
+    return trainer
+
+
+def tokenize_rows(tokenizer, rows: list[dict]) -> list[dict]:
+    """``{input_ids, assistant_masks}`` of each conversation (TRL builds the labels from the mask)."""
+    fmt = chat_format(tokenizer)
+    out = []
+    for i, row in enumerate(rows):
+        ids, mask = fmt.assistant_mask(row["messages"], where=f"sft row {i}")
+        out.append({"input_ids": ids, "assistant_masks": mask})
+    return out
