@@ -1,12 +1,15 @@
-"""Model factory: Llama-architecture decoders from ~1M parameters (CPU) to GPU sizes, saved in HF format.
+"""Model factory, saving and loading: Llama decoders made here, any HF causal LM brought by a user.
 
-The models are transformers' own ``LlamaForCausalLM`` (RMSNorm, SwiGLU, RoPE with theta 500000,
-grouped-query attention), with ``head_dim`` 64 so that vLLM's attention kernels accept them. A
-saved model is a plain Hugging Face folder that transformers, TRL, PEFT and vLLM load.
+The factory's models (pretraining, the recipe) are transformers' own ``LlamaForCausalLM`` (RMSNorm,
+SwiGLU, RoPE with theta 500000, grouped-query attention), with ``head_dim`` 64 so that vLLM's
+attention kernels accept them. Saving and loading are architecture-neutral (the Auto classes): a
+saved model is a plain Hugging Face folder that transformers, TRL, PEFT and vLLM load, with a
+generation config that stops at its chat template's end of turn.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +56,7 @@ def llama_config(size: str | ModelSize, tokenizer, *, rope_theta: float = 500000
         raise ValueError(f"hidden_size {size.hidden_size} must equal num_heads x {HEAD_DIM}")
     if size.num_heads % size.num_kv_heads:
         raise ValueError(f"num_heads {size.num_heads} must be a multiple of num_kv_heads {size.num_kv_heads}")
-    eot = tokenizer.convert_tokens_to_ids(chat.EOT)
-    end = tokenizer.convert_tokens_to_ids(chat.EOS)
+    generation = generation_config(tokenizer)
     return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=size.hidden_size,
@@ -69,8 +71,8 @@ def llama_config(size: str | ModelSize, tokenizer, *, rope_theta: float = 500000
         rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
         tie_word_embeddings=tie_word_embeddings,
         bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=[eot, end],
-        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=generation.eos_token_id,
+        pad_token_id=generation.pad_token_id,
         attention_bias=False,
         mlp_bias=False,
         initializer_range=0.02,
@@ -88,13 +90,30 @@ def create_model(size: str | ModelSize, tokenizer, seed: int = 0, **kwargs) -> L
 
 
 def generation_config(tokenizer) -> GenerationConfig:
-    """Stop at the end of a turn or of the text; pad with the tokenizer's pad token."""
+    """Greedy; stop at the chat template's stop tokens (end of turn, EOS); pad with the (chosen) pad token."""
+    fmt = chat.chat_format(tokenizer)
     return GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=[tokenizer.convert_tokens_to_ids(chat.EOT), tokenizer.convert_tokens_to_ids(chat.EOS)],
-        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=list(fmt.stop_ids),
+        pad_token_id=tokenizer.convert_tokens_to_ids(fmt.pad_token),
         do_sample=False,
     )
+
+
+def stop_at_end_of_turn(generation: GenerationConfig, tokenizer) -> GenerationConfig:
+    """A copy of ``generation`` that also stops at the template's stop tokens and pads where it had no pad token.
+
+    A base model's own config often stops only at its end-of-text token; after SFT on the chat
+    template the policy ends its turns with the template's end of turn, where generation must stop.
+    """
+    wanted = generation_config(tokenizer)
+    eos = generation.eos_token_id
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    updated = copy.deepcopy(generation)
+    updated.eos_token_id = list(dict.fromkeys(eos + wanted.eos_token_id))
+    if updated.pad_token_id is None:
+        updated.pad_token_id = wanted.pad_token_id
+    return updated
 
 
 def resolve_device(device: str) -> str:
@@ -110,10 +129,17 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 
 def save_model(model, tokenizer, path: str | Path) -> Path:
-    """Save model, tokenizer (with chat template) and generation config in HF format (safetensors)."""
+    """Save any HF model and its tokenizer (safetensors); a causal LM's generation config also stops at the end of turn."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
+    generation = getattr(model, "generation_config", None)  # None for sequence-classification models
+    if generation is not None:
+        model.generation_config = stop_at_end_of_turn(generation, tokenizer)
+    try:
+        model.save_pretrained(path, safe_serialization=True)
+    finally:
+        if generation is not None:
+            model.generation_config = generation
     tokenizer.save_pretrained(path)
     return path
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from model_families import CHAT_FAMILY, FAMILIES, family_model_dir, family_tokenizer_for  # noqa: F401 (fixtures)
 from reward.data import packed_rows
 from reward.trainer import RankedRowsCollator, bradley_terry_loss, response_scores
-from workbench import chat
 from workbench.masking import attention_inputs
 from workbench.preferences import Preference
 
@@ -40,34 +40,49 @@ def test_a_three_response_row_gives_its_three_ranked_pairs(tiny_tokenizer):
     assert batch["margin"].tolist() == [2.0, 2.0, 2.0]
 
 
-def alone_ids(tokenizer, prompt: list[dict], response: str) -> list[int]:
+# What each chat family's template renders after an assistant's content, read off the template texts by hand.
+END_OF_TURN = {None: "<|eot_id|>", "qwen2": "<|im_end|>\n", "chatml": "<|im_end|>\n", "mistral": "</s> ",
+               "gemma": "<end_of_turn>\n", "phi3": "<|end|>\n<|endoftext|>"}
+
+
+def alone_ids(tokenizer, prompt: list[dict], response: str, end_of_turn: str = END_OF_TURN[None]) -> list[int]:
     """One (prompt, response) tokenized straight from the tokenizer: its chat template, then the response's turn."""
     head = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)["input_ids"]
-    return list(head) + tokenizer(response + chat.EOT, add_special_tokens=False)["input_ids"]
+    return list(head) + tokenizer(response + end_of_turn, add_special_tokens=False)["input_ids"]
 
 
 def plain_logit(model, ids: list[int]) -> float:
-    """LlamaForSequenceClassification's own score of one unpadded sequence (its logit at the last token)."""
-    with torch.no_grad():
-        return model(input_ids=torch.tensor([ids])).logits[0, 0].item()
+    """The sequence-classification model's own score of one unpadded sequence: its logit at the last token.
+
+    Without a pad id the model reads the last position; with one it would skip a final token equal
+    to the pad token (Phi-3 pads with the EOS its template ends a conversation with).
+    """
+    pad, model.config.pad_token_id = model.config.pad_token_id, None
+    try:
+        with torch.no_grad():
+            return model(input_ids=torch.tensor([ids])).logits[0, 0].item()
+    finally:
+        model.config.pad_token_id = pad
 
 
-def reward_model(tiny_model_dir, tiny_tokenizer, attn: str = "sdpa"):
-    """The tiny base with a seeded random one-label head, in eval mode."""
+def reward_model(model_dir, tokenizer, attn: str = "sdpa"):
+    """A tiny base with a seeded random one-label head, in eval mode."""
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1, attn_implementation=attn)
-    model.config.pad_token_id = tiny_tokenizer.pad_token_id
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, attn_implementation=attn)
+    model.config.pad_token_id = tokenizer.pad_token_id
     return model.eval()
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_packed_scores_equal_scores_alone(tiny_model_dir, tiny_tokenizer, attn):
-    model = reward_model(tiny_model_dir, tiny_tokenizer, attn)
+def test_packed_scores_equal_scores_alone(family_model_dir, family_tokenizer_for, family, attn):
+    tokenizer = family_tokenizer_for(family)
+    model = reward_model(family_model_dir(family), tokenizer, attn)
     records = [three_response_preference(i) for i in (1, 22)]
-    rows = packed_rows(records, tiny_tokenizer, 512, {}, seed=0)
-    batch = RankedRowsCollator(tiny_tokenizer.pad_token_id)([rows.dataset[0], rows.dataset[1]])
+    rows = packed_rows(records, tokenizer, 512, {}, seed=0)
+    batch = RankedRowsCollator(tokenizer.pad_token_id)([rows.dataset[0], rows.dataset[1]])
     with torch.no_grad():
         mask = attention_inputs(model, batch["segment_ids"], shared_segment=0)["attention_mask"]
         packed = response_scores(model, batch["input_ids"], mask, batch["position_ids"], batch["ends"])
@@ -75,7 +90,7 @@ def test_packed_scores_equal_scores_alone(tiny_model_dir, tiny_tokenizer, attn):
     for b, record in enumerate(records):
         row = rows.dataset[b]
         for k, rank in enumerate(row["ranks"]):
-            ids = alone_ids(tiny_tokenizer, record.prompt, record.ranked()[rank])
+            ids = alone_ids(tokenizer, record.prompt, record.ranked()[rank], END_OF_TURN[CHAT_FAMILY[family]])
             segment = [t for t, s in zip(row["input_ids"], row["segment_ids"]) if s in (0, k + 1)]
             assert segment == ids  # the row holds exactly the tokens the response has alone
             alone = plain_logit(model, ids)

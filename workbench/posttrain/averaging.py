@@ -1,11 +1,13 @@
 """Model averaging (Llama 3 averages RM, SFT and DPO variants): mergekit's linear merge.
 
 mergekit 0.1.5 runs cleanly with the pinned stack: its linear merge gives exactly the weighted mean
-of every tensor, keeps tied embeddings tied (no ``lm_head`` is invented) and handles
-``LlamaForSequenceClassification`` reward models (the ``score`` head is averaged too), and it copies
-the tokenizer, chat template and generation config from the first checkpoint. The workbench adds
-what mergekit does not check: the checkpoints must share architecture, tensor names and shapes, and
-tokenizer (vocabulary and chat template); otherwise the error names the two checkpoints that differ.
+of every tensor, keeps tied embeddings tied (no ``lm_head`` is invented), and it copies the
+tokenizer, chat template and generation config from the first checkpoint. It knows Llama, Qwen2/3,
+Mistral, Gemma and Phi-3 causal LMs by name and infers the layout of other transformers models
+(their ``*ForSequenceClassification`` reward models among them: the ``score`` head is averaged too).
+The workbench adds what mergekit does not check: the checkpoints must share architecture, tensor
+names and shapes, and tokenizer (vocabulary and chat template), and carry every tensor mergekit's
+definition of their architecture requires; otherwise the error names the checkpoints and the tensor.
 """
 
 from __future__ import annotations
@@ -64,6 +66,30 @@ def check_compatible(model_dirs: list[Path]) -> None:
             raise AveragingError(f"{first} and {other} have different tokenizers (vocabulary or chat template)")
 
 
+def check_mergekit_layout(model_dir: Path) -> None:
+    """Raise AveragingError if mergekit's definition of the architecture needs a tensor the checkpoint lacks.
+
+    mergekit's Phi-3 definition, for one, requires ``lm_head.weight``, which a Phi-3 saved with tied
+    embeddings (Phi-4-mini) does not store; mergekit would fail deep inside its planner.
+    """
+    from mergekit.architecture import arch_info_for_config
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(model_dir))
+    known = arch_info_for_config(config)
+    if known is None:
+        return  # mergekit infers the layout from the checkpoint itself
+    shapes = tensor_shapes(model_dir)
+    for weight in known.all_weights(config):
+        names = (weight.name, *(weight.aliases or ()), *(weight.tied_names or ()))
+        if not weight.optional and not any(name in shapes for name in names):
+            tied = " (tie_word_embeddings is true: the checkpoint stores only the input embeddings)" \
+                if getattr(config.get_text_config(), "tie_word_embeddings", False) else ""
+            raise AveragingError(f"{model_dir}: mergekit's definition of {config.architectures[0]} requires the tensor "
+                                 f"{weight.name!r}, which the checkpoint does not have{tied}; mergekit cannot "
+                                 "average it: average untied copies (save with tie_word_embeddings=False)")
+
+
 def average_models(model_dirs: list[str | Path], out_dir: str | Path, weights: list[float] | None = None) -> Path:
     """Write the (weighted) mean of HF checkpoints of one architecture to ``out_dir``, with the first's tokenizer."""
     from mergekit.config import MergeConfiguration
@@ -78,6 +104,7 @@ def average_models(model_dirs: list[str | Path], out_dir: str | Path, weights: l
     if len(weights) != len(dirs) or any(w < 0 for w in weights) or sum(weights) <= 0:
         raise AveragingError(f"weights {weights}: expected {len(dirs)} non-negative numbers with a positive sum")
     check_compatible(dirs)
+    check_mergekit_layout(dirs[0])
     merged: dict[Path, float] = {}  # mergekit refuses a folder listed twice: add up its weights instead
     for d, w in zip(dirs, weights):
         merged[d.resolve()] = merged.get(d.resolve(), 0.0) + w
@@ -90,6 +117,10 @@ def average_models(model_dirs: list[str | Path], out_dir: str | Path, weights: l
     })
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        run_merge(config, str(tmp), options=MergeOptions(copy_tokenizer=True, lazy_unpickle=False, quiet=True))
+        try:
+            run_merge(config, str(tmp), options=MergeOptions(copy_tokenizer=True, lazy_unpickle=False, quiet=True))
+        except Exception as exc:  # noqa: BLE001 - mergekit raises plain RuntimeErrors and KeyErrors
+            raise AveragingError(f"mergekit could not average {_architecture(dirs[0])} checkpoints "
+                                 f"{[str(d) for d in dirs]}: {type(exc).__name__}: {exc}") from exc
         load_tokenizer(tmp)  # mergekit only logs a failed tokenizer copy; a model without one is useless here
     return out_dir

@@ -72,7 +72,7 @@ def test_different_tokenizers_are_refused(tmp_path, policies, tiny_tokenizer):
     other = tmp_path / "retok"
     save_model(create_model("tiny", tiny_tokenizer, seed=1), tiny_tokenizer, other)
     tok = tiny_tokenizer.__class__.from_pretrained(str(other))
-    tok.chat_template = "{{ messages }}"
+    tok.chat_template = tok.chat_template.replace("'assistant'", "'model'")  # another template, still valid
     save_tokenizer(tok, other)
     with pytest.raises(AveragingError, match="different tokenizers"):
         average_models([policies[0], other], tmp_path / "bad")
