@@ -315,3 +315,18 @@ def test_the_trl_export_loads_with_datasets_and_trains_trls_dpo_trainer(tmp_path
                          train_dataset=data, processing_class=load_tokenizer(tiny_model_dir))
     output = trainer.train()
     assert math.isfinite(output.training_loss)
+
+
+def test_a_dataset_dict_folder_reads_its_train_split_or_refuses_several(tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    one = Dataset.from_list([{"prompt": "a"}])
+    DatasetDict({"train": one, "test": Dataset.from_list([{"prompt": "b"}])}).save_to_disk(str(tmp_path / "d1"))
+    assert [r["messages"][0]["content"] for r in load_one("prompts", tmp_path / "d1").records] == ["a"]
+    DatasetDict({"dev": one, "test": one}).save_to_disk(str(tmp_path / "d2"))
+    with pytest.raises(DataFormatError, match=re.escape("d2: a DatasetDict with splits ['dev', 'test']; save one "
+                                                        "split, or name the one to read 'train'")):
+        formats.load("prompts", [tmp_path / "d2"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFormatError, match="empty: not a folder written by datasets' save_to_disk"):
+        formats.load("prompts", [tmp_path / "empty"])
