@@ -203,3 +203,24 @@ def test_user_prompts_without_a_verifier_are_selected_by_the_reward_model_alone(
         finished = [r for r in rows if r["prompt_id"] == pid and r["finish_reason"] == "stop"]
         chosen = [r for r in rows if r["prompt_id"] == pid and r["chosen"]]
         assert chosen == ([max(finished, key=lambda r: r["score"])] if finished else [])
+    sft_rows = [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
+    assert len(sft_rows) == metrics["num_selected"]
+    assert trl_sft_step(out / "sft.jsonl", stopping_policy, tmp_path / "trl_sft") > 0
+
+
+def trl_sft_step(path: Path, model_dir: Path, out: Path) -> float:
+    """One step of TRL's own SFTTrainer on a JSONL file loaded by `datasets` as is; returns its loss."""
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+    from trl.data_utils import is_conversational
+
+    from workbench.tokenizer import load_tokenizer
+
+    data = load_dataset("json", data_files=str(path), split="train", cache_dir=str(out / "hf_cache"))
+    assert "messages" in data.column_names and is_conversational(data[0])  # TRL's conversational LM format
+    args = SFTConfig(output_dir=str(out), max_steps=1, per_device_train_batch_size=2, report_to="none",
+                     use_cpu=True, save_strategy="no", assistant_only_loss=True)
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(str(model_dir)), args=args, train_dataset=data,
+                         processing_class=load_tokenizer(model_dir))
+    return trainer.train().training_loss
