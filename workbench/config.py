@@ -45,20 +45,73 @@ class ModelConfig:
 
 @dataclass
 class TrackingConfig:
-    """Experiment tracking (trackio, offline, a SQLite database in the run folder)."""
+    """Experiment tracking: TRL's ``report_to`` and the workbench's stage metrics, stored in the run folder."""
 
-    backend: Literal["trackio", "none"] = field("trackio", "trackio logs offline; none disables tracking")
-    project: str | None = field(None, "tracker project name (default: the run's name)")
+    backend: Literal["trackio", "mlflow", "wandb", "none"] = field(
+        "trackio", "trackio: offline SQLite database in runs/<name>/tracking/; mlflow: a local MLflow SQLite store "
+                   "runs/<name>/tracking/mlflow.db (mlflow-skinny is installed); wandb: needs `pip install wandb` "
+                   "(set WANDB_MODE=offline to log without an account); none disables tracking")
+    project: str | None = field(None, "tracker project name (MLflow experiment, wandb project; default: the run's name)")
+    mlflow_tracking_uri: str | None = field(
+        None, "MLflow: a tracking server or store URI instead of the run folder's (e.g. http://host:5000)")
+
+    def validate(self) -> None:
+        """Refuse wandb when it is not installed (before any work starts)."""
+        if self.backend == "wandb":
+            from workbench.tracking import require_wandb
+
+            require_wandb(section="")
+
+
+SUITES = ("task_world", "harness", "reward")
 
 
 @dataclass
 class EvalConfig:
-    """`workbench eval`: accuracy on fresh task-world instances per family."""
+    """`workbench eval` and the rounds' policy evaluation: which suites run, and how.
 
-    n_per_family: int = field(100, "fresh instances per family")
-    seed: int = field(20261123, "seed of the fresh instances (differs from every training seed)")
-    max_new_tokens: int = field(160, "most tokens generated per answer")
+    task_world: accuracy on fresh task-world instances per family; harness: EleutherAI's
+    lm-evaluation-harness tasks; reward: a prompt set answered greedily and scored by a reward model
+    (mean reward, and win rate against a baseline model).
+    """
+
+    suites: list[Literal["task_world", "harness", "reward"]] = field(
+        ["task_world"], "evaluations to run, any of task_world, harness, reward")
+    n_per_family: int = field(100, "task_world: fresh instances per family")
+    seed: int = field(20261123, "seed of the fresh instances and of generation (differs from every training seed)")
+    max_new_tokens: int = field(160, "most tokens generated per answer (task_world and reward)")
     batch_size: int = field(32, "prompts generated together")
+    harness_tasks: list[str] = field([], "harness: lm-evaluation-harness task names (built-in or from harness_include_path)")
+    harness_include_path: str | None = field(None, "harness: a folder of task YAMLs (local tasks, e.g. over a JSONL)")
+    harness_limit: int | None = field(None, "harness: documents per task (null: all)")
+    harness_num_fewshot: int | None = field(None, "harness: few-shot examples (null: each task's default)")
+    harness_chat_template: bool = field(False, "harness: render requests with the model's chat template")
+    harness_batch_size: int = field(8, "harness: requests per forward pass")
+    prompts: str | None = field(None, "reward: the prompt set (JSONL, parquet or datasets folder; any prompt format)")
+    reward_model: str | None = field(
+        "round", "reward: a reward-model folder, or 'round' for the round's own reward model (in the rounds; "
+                 "`workbench eval` then needs --reward)")
+    baseline: str | None = field(
+        "previous", "reward: the model to compare with: a model folder, 'previous' for the previous round's "
+                    "policy (the bootstrap policy in round 1), or null for no win rate")
+    tie_margin: float = field(0.0, "reward: reward differences at most this count as ties (equal answers always tie)")
+
+    def validate(self) -> None:
+        """Check ranges and that each chosen suite has what it needs."""
+        if self.n_per_family < 1 or self.max_new_tokens < 1 or self.batch_size < 1 or self.harness_batch_size < 1:
+            raise ConfigError("n_per_family, max_new_tokens, batch_size, harness_batch_size: must be at least 1")
+        if not self.suites:
+            raise ConfigError(f"suites: empty; choose any of {list(SUITES)}")
+        if len(set(self.suites)) != len(self.suites):
+            raise ConfigError(f"suites: {self.suites} names a suite twice")
+        if "harness" in self.suites and not self.harness_tasks:
+            raise ConfigError("harness_tasks: empty, but suites includes harness; name lm-evaluation-harness tasks")
+        if "reward" in self.suites and not self.prompts:
+            raise ConfigError("prompts: null, but suites includes reward; give the prompt set's path")
+        if self.harness_limit is not None and self.harness_limit < 1:
+            raise ConfigError("harness_limit: must be at least 1 (or null for every document)")
+        if self.tie_margin < 0:
+            raise ConfigError("tie_margin: must be at least 0")
 
 
 @dataclass
