@@ -157,7 +157,8 @@ class ChatFormat:
         if not full_text.startswith(prompt_text):
             raise ValueError(f"{name}: the chat template renders a prompt with its generation prompt as "
                              f"{prompt_text!r}, but a conversation continuing it as {full_text!r}: the reply "
-                             "cannot be told apart from the prompt")
+                             "cannot be told apart from the prompt; the template must render a prompt with "
+                             "add_generation_prompt as the beginning of the conversation that answers it")
         tail = full_text[len(prompt_text):]
         if _MARKERS[-1] not in tail:
             raise ValueError(f"{name}: the chat template does not render an assistant message's content after "
