@@ -127,6 +127,22 @@ def test_harness_headline_names_task_and_metric(harness_result):
     json.dumps(harness_result)  # JSON-able as written
 
 
+def test_harness_with_the_chat_template_renders_requests_with_the_models_own_template(tiny_model_dir, task_dir):
+    from transformers import AutoTokenizer
+
+    from sampling.harness import run_harness
+
+    result = run_harness(tiny_model_dir, ["wb_tiny_mc"], include_path=task_dir, limit=2, apply_chat_template=True,
+                         log_samples=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    for sample in result["samples"]["wb_tiny_mc"]:
+        doc = MC_DOCS[sample["doc_id"]]
+        rendered = tokenizer.apply_chat_template([{"role": "user", "content": f"{doc['question']}\nAnswer:"}],
+                                                 tokenize=False, add_generation_prompt=True)
+        assert [a[0] for a in sample["arguments"]] == [rendered] * len(doc["choices"])
+    assert result["config"]["apply_chat_template"] is True
+
+
 def test_unknown_harness_tasks_and_missing_task_folders_are_named(tiny_model_dir, task_dir, tmp_path):
     from sampling.harness import run_harness
 
