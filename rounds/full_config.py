@@ -51,12 +51,16 @@ class WorkbenchConfig:
     eval: EvalConfig = field(EvalConfig(), EvalConfig.__doc__)
 
     def validate(self) -> None:
-        """The run name is one plain folder name; pretraining's global batches split over the processes."""
+        """The run name is one plain folder name; pretraining's global batches split over the processes; user prompts need an annotator that can answer them."""
         check_run_name(self.name)
         processes = self.distributed.num_processes * self.distributed.num_machines
         if self.distributed.strategy != "none" and any(batch % processes for _, _, batch in self.pretrain.ramp):
             raise ConfigError(f"pretrain.ramp: every batch_size must be a multiple of the {processes} processes "
                               "(distributed.num_processes x num_machines)")
+        if self.rounds.prompt_source != "task_world" and self.annotation.mode in ("simulated", "mixed"):
+            raise ConfigError(f"rounds.prompt_source: {self.rounds.prompt_source} prompts carry no task-world "
+                              f"task for the simulated annotator (annotation.mode {self.annotation.mode}) to "
+                              "answer by; use annotation.mode judge or human")
 
     @property
     def run_path(self) -> Path:

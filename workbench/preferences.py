@@ -72,9 +72,12 @@ def problems(data: dict) -> list[str]:
     """Every problem of a preference record (a dict), each naming its field; empty when it is valid."""
     found = [f"missing field {key!r}" for key in ("id", "prompt", "chosen", "rejected", "level") if key not in data]
     found += [f"unknown field {key!r}" for key in sorted(map(str, set(data) - set(Preference.__dataclass_fields__)))]
-    for key in ("id", "annotator", "chosen", "rejected"):
+    for key in ("id", "annotator"):
         if key in data and (not isinstance(data[key], str) or not data[key].strip()):
             found.append(f"field {key!r} must be a non-empty string, got {shown(data[key])}")
+    for key in ("chosen", "rejected"):  # a model's empty answer is a response to judge, stored as generated
+        if key in data and not isinstance(data[key], str):
+            found.append(f"field {key!r} must be a string, got {shown(data[key])}")
     if "prompt" in data:
         found += message_problems(data["prompt"], "prompt")
     if data.get("edited") is not None and (not isinstance(data["edited"], str) or not data["edited"].strip()):

@@ -153,3 +153,12 @@ def test_pretraining_batches_must_split_over_the_processes():
     with pytest.raises(ConfigError, match="pretrain.ramp: every batch_size must be a multiple of the 2 processes"):
         load_config(None, ["distributed.strategy=ddp", "distributed.num_processes=2", "pretrain.ramp=[[0, 64, 3]]"])
     load_config(None, ["distributed.strategy=ddp", "distributed.num_processes=2", "pretrain.ramp=[[0, 64, 4]]"])
+
+
+def test_user_prompts_need_an_annotator_that_can_answer_them(tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"prompt": "Say hi."}\n')
+    with pytest.raises(ConfigError, match="rounds.prompt_source: user prompts .*simulated annotator"):
+        load_config(CONFIG_DIR / "smoke.yaml", ["rounds.prompt_source=user", f"rounds.prompts=[{tmp_path / 'p.jsonl'}]"])
+    cfg = load_config(CONFIG_DIR / "smoke.yaml", ["rounds.prompt_source=user", f"rounds.prompts=[{tmp_path / 'p.jsonl'}]",
+                                                  "annotation.mode=human"])
+    assert cfg.rounds.prompts == [str(tmp_path / "p.jsonl")]

@@ -26,11 +26,17 @@ def test_edit_ranks_edited_over_chosen_over_rejected():
     assert pref.pairs() == [("E", "Answer: 4"), ("E", "Answer: 5"), ("Answer: 4", "Answer: 5")]
 
 
+def test_an_empty_response_is_kept_as_generated(tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(json.dumps(record(rejected="")) + "\n" + json.dumps(record(id="p2", chosen=" \n")) + "\n")
+    assert [(p.chosen, p.rejected) for p in read_jsonl(path)] == [("Answer: 4", ""), (" \n", "Answer: 5")]
+
+
 @pytest.mark.parametrize("bad, message", [
     (record(level="much_better"), "field 'level' is 'much_better'"),
     ({k: v for k, v in record().items() if k != "chosen"}, "missing field 'chosen'"),
     (record(prompt="hi"), "field 'prompt' must be"),
-    (record(rejected=""), "field 'rejected' must be a non-empty string"),
+    (record(rejected=3), "field 'rejected' must be a string, got 3"),
     (record(colour="red"), "unknown field 'colour'"),
 ])
 def test_bad_records_name_file_and_line(tmp_path, bad, message):
