@@ -253,6 +253,15 @@ class ChatFormat:
     def assistant_mask(self, messages: list[dict], method: str | None = None, where: str = "conversation"
                        ) -> tuple[list[int], list[int]]:
         """``(input_ids, mask)`` of ``messages``: mask 1 on each assistant message's content and end of turn."""
+        from jinja2 import TemplateError
+
+        try:
+            return self._assistant_mask(messages, method, where)
+        except TemplateError as exc:
+            raise ValueError(f"{where}: the chat template of {_name(self.tokenizer)} refuses the conversation: "
+                             f"{exc}") from None
+
+    def _assistant_mask(self, messages: list[dict], method: str | None, where: str) -> tuple[list[int], list[int]]:
         method, training = (method, None) if method else self.assistant_masking
         if method != "rendered prefixes":
             out = self.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,

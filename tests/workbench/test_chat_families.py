@@ -350,3 +350,11 @@ def test_transformers_generation_stops_at_the_end_of_turn(family, family_model, 
     assert generation.finish_reason == "stop"
     assert generation.token_ids[-1] == stop and len(generation.token_ids) <= 3
     assert generation.token_ids[:-1] == free[: len(generation.token_ids) - 1]
+
+
+def test_a_conversation_the_template_refuses_is_named():
+    tokenizer = build_tokenizer("mistral")
+    messages = [{"role": "system", "content": "Be brief."}] + conversation("mistral")
+    with pytest.raises(ValueError, match="sft row 3: the chat template of .* refuses the conversation: Conversation "
+                                         "roles must alternate"):
+        ChatFormat.from_tokenizer(tokenizer).assistant_mask(messages, where="sft row 3")
