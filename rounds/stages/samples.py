@@ -15,8 +15,9 @@ from workbench.stage import Result, Stage, StageContext
 
 
 def inputs(ctx: StageContext) -> dict:
-    """The newest policy and this round's reward model."""
-    return {"policy": policy_before(ctx.run, ctx.round), "reward": model_dir(ctx.run, ctx.round, "reward")}
+    """The newest policy, this round's reward model and the user's prompt files."""
+    return {"policy": policy_before(ctx.run, ctx.round), "reward": model_dir(ctx.run, ctx.round, "reward"),
+            **round_data.prompt_inputs(ctx.cfg)}
 
 
 def run(ctx: StageContext) -> Result:
@@ -30,8 +31,10 @@ def run(ctx: StageContext) -> Result:
         write_jsonl(round_data.round_prompts(cfg, n, "samples", cfg.rounds.rs_prompts_per_round), prompts_path)
     seed, device, reward = derive_seed(cfg.seed, "samples", n), cfg.resolved_device(), model_dir(ctx.run, n, "reward")
     policy_prompts = sample_with_experts(cfg, ctx.run, prompts_path, ctx.out, reward, seed=seed, device=device)
-    return rejection_sample(cfg.sampling, policy_before(ctx.run, n), reward, policy_prompts, ctx.out,
-                            seed=seed, device=device)
+    result = rejection_sample(cfg.sampling, policy_before(ctx.run, n), reward, policy_prompts, ctx.out,
+                              seed=seed, device=device)
+    result.extra.update(round_data.prompt_formats(cfg))
+    return result
 
 
 STAGE = Stage("samples", "sampling", inputs, run)
