@@ -21,6 +21,14 @@ resuming with different ones is refused (use ``force``). Stage folder, when done
 Open the candidates in a notebook with
 ``datasets.load_dataset("parquet", data_files="samples/candidates/*.parquet", split="train")``.
 
+Samples are reproducible: sample j of prompt P is drawn from a stream seeded by (stage seed, P's id, j)
+(:func:`sampling.backends.request_seeds`), so the same seed gives the same candidates and ``sft.jsonl``
+whatever the shard size, batch size, number of workers or resumes.
+
+A sample that did not stop (``finish_reason`` length: cut off at ``max_new_tokens``) is never selected,
+whatever its score or verdict, and is counted in the metrics (``unfinished_samples``, and per prompt
+``prompts_only_unfinished``: prompts left without a selection because every passing sample was cut off).
+
 A system prompt drawn from ``system_prompts`` steers sampling only: the reward model scores, and
 ``sft.jsonl`` keeps, the response to the prompt as given, so SFT teaches the steered tone unprompted.
 """
@@ -139,12 +147,15 @@ def task_verifier(record: dict, response: str) -> bool | None:
 # -- the two phases, one shard at a time -----------------------------------------------------------
 
 def generate_shard(backend, records: list[dict], cfg, seed: int) -> list[dict]:
-    """K samples per prompt record, as rows (prompt id, sample index, text, length, timing)."""
+    """K samples per prompt record, as rows (prompt id, sample index, text, length, timing).
+
+    Each prompt's samples are seeded by (``seed``, its id), not by its place in the shard.
+    """
     systems = [draw_system_prompt(r["id"], cfg.system_prompts, seed) for r in records]
     start = time.perf_counter()
     generations = backend.generate([steer(r["messages"], s) for r, s in zip(records, systems)], n=cfg.k,
                                    temperature=cfg.temperature, top_p=cfg.top_p,
-                                   max_new_tokens=cfg.max_new_tokens, seed=seed)
+                                   max_new_tokens=cfg.max_new_tokens, seed=seed, keys=[r["id"] for r in records])
     per_prompt = (time.perf_counter() - start) / len(records)
     return [{"prompt_id": r["id"], "sample_index": i, "system_prompt": s, "text": g.text,
              "num_tokens": g.num_tokens, "finish_reason": g.finish_reason, "gen_time_s": per_prompt}
@@ -366,11 +377,6 @@ def run_worker(out_dir: str | Path, worker: str | None = None) -> None:
                      device=spec["device"], worker=worker, finish_stage=False)
 
 
-def shard_seed(seed: int, index: int) -> int:
-    """A seed per shard, so a resumed shard samples what it would have sampled in one go."""
-    return random.Random(f"{seed}:shard:{index}").randrange(2**31)
-
-
 def generate_all(cfg, policy_dir, shards: list[list[dict]], out: Path, *, seed: int, backend, device: str,
                  claims: Claims) -> None:
     """Phase 1: generate every shard with no generations file yet that this worker can claim.
@@ -391,7 +397,7 @@ def generate_all(cfg, policy_dir, shards: list[list[dict]], out: Path, *, seed: 
             with claims.holding(key):
                 if backend is None:
                     backend = make_backend(cfg, policy_dir, device=device)
-                rows = generate_shard(backend, shards[i], cfg, shard_seed(seed, i))
+                rows = generate_shard(backend, shards[i], cfg, seed)
                 write_jsonl(rows, out / GENERATIONS / f"{shard_name(i)}.jsonl")
             logger.info("generated %s (%d prompts, %d samples)", shard_name(i), len(shards[i]), len(rows))
     finally:
@@ -460,6 +466,9 @@ def finish(out: Path, num_shards: int) -> dict[str, Any]:
     gen_time = sum(r["gen_time_s"] for r in records)
     checked = sum(r["verifier_checked"] for r in records)
     prompts = {r["prompt_id"] for r in rows}
+    chosen_ids = {r["prompt_id"] for r in chosen}
+    cut_off_passing = {r["prompt_id"] for r in rows if r["finish_reason"] == "length" and r["verified"] is not False}
+    finished_passing = {r["prompt_id"] for r in rows if r["finish_reason"] != "length" and r["verified"] is not False}
     mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
     return {
         "num_prompts": len(prompts),
@@ -472,7 +481,9 @@ def finish(out: Path, num_shards: int) -> dict[str, Any]:
         "verifier_pass_rate": sum(r["verifier_passed"] for r in records) / checked if checked else None,
         "mean_tokens": mean([r["num_tokens"] for r in rows]),
         "stop_rate": mean([r["finish_reason"] == "stop" for r in rows]),
-        "unfinished_samples": sum(r["finish_reason"] == "length" for r in rows),  # never selected
+        "unfinished_samples": sum(r["finish_reason"] == "length" for r in rows),  # dropped before selection
+        # prompts left without a selection only because their passing samples were all cut off
+        "prompts_only_unfinished": len((cut_off_passing - finished_passing) - chosen_ids),
         "generation_time_s": gen_time,
         "scoring_time_s": sum(r["score_time_s"] for r in records),
         "samples_per_s": len(rows) / gen_time if gen_time else None,

