@@ -88,6 +88,18 @@ def evaluate_suites(cfg, model_dir: str | Path, *, reward_dir: str | Path | None
     return result
 
 
+def round_suites(cfg, run, n: int, model_dir: str | Path, out: str | Path | None = None) -> dict:
+    """:func:`evaluate_suites` for round ``n``'s policy: ``eval.reward_model: round`` is the round's reward
+    model (``rounds/round_NN/reward/model``), ``eval.baseline: previous`` the previous round's policy (the
+    bootstrap policy in round 1). ``run`` is the run's :class:`~workbench.rundir.RunDir`.
+    """
+    reward_dir = run.round_stage(n, "reward") / "model" if cfg.eval.reward_model == "round" else None
+    baseline_dir = None
+    if cfg.eval.baseline == "previous":
+        baseline_dir = run.round_stage(n - 1, "policy") if n > 1 else run.bootstrap
+    return evaluate_suites(cfg, model_dir, reward_dir=reward_dir, baseline_dir=baseline_dir, out=out)
+
+
 def _reward_model(ecfg, reward_dir) -> Path:
     """The reward model of the ``reward`` suite: ``reward_dir`` when given, else ``eval.reward_model``."""
     if reward_dir is None and ecfg.reward_model in (None, "round"):

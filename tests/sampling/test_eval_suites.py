@@ -280,3 +280,25 @@ def test_the_reward_suite_needs_a_reward_model_outside_the_rounds(tiny_model_dir
                  "--set", f"eval.prompts={prompt_file}"])
     assert code == 2
     assert "eval.reward_model: the reward suite needs a reward model" in capsys.readouterr().err
+
+
+def test_in_a_round_the_reward_suite_uses_the_rounds_reward_model_and_the_previous_policy(
+        tiny_model_dir, stopping_policy_dir, tiny_reward_dir, prompt_file, tmp_path):
+    from rounds.full_config import CONFIG_DIR, load_config
+    from sampling.evaluation import round_suites
+    from workbench.rundir import RunDir
+
+    cfg = load_config(CONFIG_DIR / "smoke.yaml", [
+        f"run_dir={tmp_path / 'run'}", "eval.suites=[reward]", f"eval.prompts={prompt_file}", "eval.max_new_tokens=8",
+        "rounds.generation_backend=transformers", "device=cpu"])
+    run = RunDir(tmp_path / "run")
+    for n in (1, 2):
+        run.round_stage(n, "reward").mkdir(parents=True)
+        (run.round_stage(n, "reward") / "model").symlink_to(tiny_reward_dir)
+    run.round_stage(1, "policy").symlink_to(tiny_model_dir)
+    result = round_suites(cfg, run, 2, tiny_model_dir, out=tmp_path / "eval.json")
+    assert result["reward"]["reward_model"] == str(run.round_stage(2, "reward") / "model")
+    assert result["reward"]["baseline"] == str(run.round_stage(1, "policy"))
+    assert result["reward"]["win_rate"] == 0.5  # the round's model is the previous policy here: all ties
+    with pytest.raises(FileNotFoundError, match=r"eval\.baseline .*bootstrap: not a model folder"):
+        round_suites(cfg, run, 1, stopping_policy_dir)  # round 1 compares with the bootstrap policy (absent here)
