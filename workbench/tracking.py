@@ -160,7 +160,7 @@ class Run:
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         """Log the numeric entries of ``metrics`` (at ``step`` when given)."""
-        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if not numeric:
             return
         if self.backend == "trackio":
@@ -172,7 +172,7 @@ class Run:
 
             now = int(time.time() * 1000)
             self._client.log_batch(self._run.info.run_id,
-                                   metrics=[Metric(k, v, now, step or 0) for k, v in numeric.items()])
+                                   metrics=[Metric(k, float(v), now, step or 0) for k, v in numeric.items()])
         elif self.backend == "wandb":
             self._wandb.log(numeric, step=step)
 

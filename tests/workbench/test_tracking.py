@@ -112,3 +112,40 @@ def test_trackio_and_none_keep_their_trainer_arguments(tmp_path):
     assert trainer_kwargs(cfg, "round_01/dpo") == {"report_to": "trackio", "project": "smoke", "run_name": "round_01/dpo"}
     off = load_config(_smoke(), ["tracking.backend=none", f"run_dir={tmp_path}"])
     assert trainer_kwargs(off, "x") == {"report_to": "none"}
+
+
+def test_a_custom_loops_run_logs_steps_to_mlflow(mlflow_cfg):
+    from workbench.tracking import start_run
+
+    run = start_run(mlflow_cfg, "pretrain", "pretrain", {"lr": 0.001})
+    for step, loss in [(10, 3.5), (20, 2.25)]:
+        run.log({"pretrain/loss": loss, "note": "x"}, step=step)
+    run.finish()
+    record, client = _runs(mlflow_cfg)["pretrain"]
+    assert [(m.step, m.value) for m in client.get_metric_history(record.info.run_id, "pretrain/loss")] == [
+        (10, 3.5), (20, 2.25)]
+    assert record.data.params == {"lr": "0.001"} and record.data.tags["group"] == "pretrain"
+
+
+def test_stage_metrics_and_a_custom_run_go_to_the_run_folders_trackio_database(tmp_path):
+    """In a fresh process (trackio fixes its folder on import); the database is read back with sqlite3."""
+    import json
+    import sqlite3
+    import subprocess
+    import sys
+
+    script = (
+        "from rounds.full_config import load_config\n"
+        "from workbench.tracking import log_stage, start_run, use_run_dir\n"
+        f"cfg = load_config({str(_smoke())!r}, ['tracking.project=tp', 'run_dir={tmp_path / 'run'}'])\n"
+        "use_run_dir(cfg.run_path / 'tracking')\n"
+        "log_stage(cfg, 'reward', {'acc': 0.75, 'rows': 3, 'note': 'x'}, round=1)\n"
+        "run = start_run(cfg, 'pretrain', 'pretrain', {'lr': 0.1})\n"
+        "run.log({'loss': 2.5}, step=3)\n"
+        "run.finish()\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRACKIO_DIR"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    with sqlite3.connect(tmp_path / "run" / "tracking" / "tp.db") as db:
+        rows = db.execute("select run_name, step, metrics from metrics order by id").fetchall()
+    assert [(name, step, json.loads(metrics)) for name, step, metrics in rows] == [
+        ("round_01/reward", 0, {"reward/acc": 0.75, "reward/rows": 3, "round": 1}), ("pretrain", 3, {"loss": 2.5})]
