@@ -257,6 +257,7 @@ def test_limit_stops_the_judge_and_a_second_run_resumes(tmp_path):
     assert judge.run()["submitted"] == 5 and store.count_completed() == 5
 
 
+@pytest.mark.slow
 def test_a_real_model_through_a_real_backend_is_skipped_when_it_answers_garbage(tmp_path, tiny_model_dir):
     from sampling.backends import TransformersBackend
 
@@ -331,3 +332,55 @@ def test_judge_mode_needs_a_judge_model():
         load_config(overrides=["annotation.mode=judge"])
     with pytest.raises(ConfigError, match=r"annotation\.judge\.retries: must be 0 or more"):
         load_config(overrides=["annotation.judge.retries=-1"])
+
+
+def _teach(model_dir: Path, out: Path, chats: list[list[dict]], answer: str, steps: int = 50) -> Path:
+    """The tiny model fine-tuned to answer ``answer`` to each chat (rendered by its own chat template)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from workbench.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    rows = [list(tokenizer.apply_chat_template(chat + [{"role": "assistant", "content": answer}])["input_ids"])
+            for chat in chats]
+    batch = tokenizer.pad({"input_ids": rows}, return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.mark.slow
+def test_a_real_position_biased_model_ends_in_ties_and_counts_them(tmp_path, tiny_model_dir):
+    """A real model taught to always answer "A better": both orders expose it; one order takes its word."""
+    from sampling.backends import TransformersBackend
+
+    rubric = tmp_path / "short.md"
+    rubric.write_text("Which is better?\n{prompt}\nA: {response_a}\nB: {response_b}")
+    items = [_item("p1", "Answer: 1", "Answer: 2"), _item("p2", "", "Answer: 9")]
+    text, _ = load_rubric(rubric)
+    chats = [judge_messages(text, i.prompt, *pair) for i in items
+             for pair in ((i.response_a, i.response_b), (i.response_b, i.response_a))]
+    model_dir = _teach(tiny_model_dir, tmp_path / "biased", chats, "I read both.\nVerdict: A better")
+    with TransformersBackend(model_dir, device="cpu") as backend:
+        assert [g[0].text for g in backend.generate(chats, n=1, temperature=0.0, top_p=1.0, max_new_tokens=48,
+                                                    seed=0)] == ["I read both.\nVerdict: A better"] * 4
+        store = new_store(tmp_path / "both.sqlite")
+        store.import_items(items)
+        counts = Judge(store, backend, rubric, max_new_tokens=48).run()
+        assert (counts["submitted"], counts["position_disagreements"], counts["retried"]) == (2, 2, 0)
+        assert [o["outcome"] for o in store.export_outcomes()] == ["tie", "tie"] and store.export() == []
+        store = new_store(tmp_path / "one.sqlite")
+        store.import_items(items)
+        counts = Judge(store, backend, rubric, max_new_tokens=48, both_orders=False).run()
+        assert counts["submitted"] == 2 and counts["asked"] == 2
+        assert [r.level for r in store.export()] == ["better", "better"]
