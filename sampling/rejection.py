@@ -181,20 +181,25 @@ def select_best(rows: list[dict]) -> None:
 
 
 def score_shard(rows: list[dict], records: dict[str, dict], scorer, verifier: Verifier | None) -> None:
-    """Verify, score (in the scorer's batches) and select within one shard's rows, in place.
+    """Verify, score and select within one shard's rows, in place.
 
     A prompt's identical samples are verified once: a small policy repeats itself, and a code check
-    runs the sandbox (about 30 ms a sample, most of a shard's time before this cache).
+    runs the sandbox (about 30 ms a sample, most of a shard's time before this cache). Each prompt's
+    samples are scored in batches of their own: a batch's padding and shape change a score's last
+    bits, so batching across prompts would make scores (and choices) depend on the shard layout.
     """
     verdicts: dict[tuple[str, str], bool | None] = {}
+    by_prompt: dict[str, list[dict]] = {}
     for row in rows:
         key = (row["prompt_id"], row["text"])
         if key not in verdicts:
             verdicts[key] = verifier(records[row["prompt_id"]], row["text"]) if verifier else None
         row["verified"] = verdicts[key]
-    scores = scorer.score([records[row["prompt_id"]]["messages"] for row in rows], [row["text"] for row in rows])
-    for row, score in zip(rows, scores):
-        row["score"] = float(score)
+        by_prompt.setdefault(row["prompt_id"], []).append(row)
+    for pid, group in by_prompt.items():
+        scores = scorer.score([records[pid]["messages"]] * len(group), [row["text"] for row in group])
+        for row, score in zip(group, scores):
+            row["score"] = float(score)
     select_best(rows)
 
 
