@@ -4,7 +4,7 @@ Each model is transformers' own ``*ForCausalLM`` from its own config class at ab
 (2 layers, hidden size 128, two heads of 64 so vLLM's CPU attention accepts them), sized to a given
 tokenizer (vocabulary, bos/eos/pad ids) and saved in HF format with the tokenizer and a generation
 config that stops at the template's end of turn. Weights are drawn wide (std 0.2) so greedy outputs
-differ from prompt to prompt. Each architecture comes with the chat family its models ship
+differ from prompt to prompt, and the end of turn is made likely enough that some of them stop. Each architecture comes with the chat family its models ship
 (:data:`CHAT_FAMILY`, tokenizers from :mod:`chat_families`; Llama with the workbench's own). Phi-3
 unties its embeddings as Phi-3-mini does. Tests import the builders and fixtures from here.
 """
@@ -20,6 +20,8 @@ FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "gemma", "phi3")
 # The chat family (tests/chat_families.py) each architecture's models ship with; None: the workbench's Llama 3 format.
 CHAT_FAMILY = {"llama": None, "qwen2": "qwen2", "qwen3": "chatml", "mistral": "mistral", "gemma": "gemma",
                "phi3": "phi3"}
+# The end of turn's output row is scaled up so that greedy replies to some prompts end within tens of tokens.
+END_OF_TURN_SCALE = 2.0
 HIDDEN, LAYERS, HEADS, KV_HEADS, HEAD_DIM, INTERMEDIATE, MAX_POSITIONS = 128, 2, 2, 1, 64, 256, 512
 
 
@@ -57,6 +59,7 @@ def build_model(family: str, tokenizer, seed: int = 0, **overrides):
     """A seeded random ``*ForCausalLM`` of ``family`` for ``tokenizer``, with the workbench's generation config."""
     from transformers import AutoModelForCausalLM
 
+    from workbench.chat import chat_format
     from workbench.modeling import generation_config
 
     torch.manual_seed(seed)
@@ -65,6 +68,7 @@ def build_model(family: str, tokenizer, seed: int = 0, **overrides):
         for p in model.parameters():
             if p.dim() > 1:
                 p.normal_(0.0, 0.2)
+        model.get_output_embeddings().weight[chat_format(tokenizer).stop_ids[0]] *= END_OF_TURN_SCALE
     model.generation_config = generation_config(tokenizer)
     return model.eval()
 
@@ -76,17 +80,44 @@ def save_family_model(family: str, tokenizer, path: str | Path, seed: int = 0, *
     return save_model(build_model(family, tokenizer, seed, **overrides), tokenizer, path)
 
 
+def qwen2_pretokenized(tokenizer):
+    """``tokenizer`` with Qwen2's own normalizer and pre-tokenizer.
+
+    transformers 5 rebuilds the tokenizer of a folder whose model type is qwen2 as ``Qwen2Tokenizer``
+    (from tokenizer.json's vocabulary and merges), which imposes these two; a tokenizer shipped with a
+    Qwen2 model must already have them to tokenize the same after the reload.
+    """
+    from tokenizers import Regex, normalizers, pre_tokenizers
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    backend = tokenizer.backend_tokenizer
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    return tokenizer
+
+
 @pytest.fixture(scope="session")
-def family_tokenizer_for(family_tokenizer_dir, tiny_tokenizer_dir):
+def family_tokenizer_for(tmp_path_factory, tiny_tokenizer_dir):
     """``family_tokenizer_for(family)``: the tokenizer an architecture's models ship with, loaded by the workbench."""
+    from chat_families import build_tokenizer, save_tokenizer
+
     from workbench.tokenizer import load_tokenizer
 
     loaded: dict[str, object] = {}
 
     def get(family: str):
         if family not in loaded:
-            chat_family = CHAT_FAMILY[family]
-            loaded[family] = load_tokenizer(tiny_tokenizer_dir if chat_family is None else family_tokenizer_dir(chat_family))
+            if CHAT_FAMILY[family] is None:
+                folder = tiny_tokenizer_dir
+            else:
+                tokenizer = build_tokenizer(CHAT_FAMILY[family])
+                if family == "qwen2":
+                    tokenizer = qwen2_pretokenized(tokenizer)
+                folder = save_tokenizer(tokenizer, tmp_path_factory.mktemp(f"{family}_tokenizer"))
+            loaded[family] = load_tokenizer(folder)
         return loaded[family]
 
     return get

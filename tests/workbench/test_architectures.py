@@ -1,0 +1,129 @@
+"""Any causal LM as base, policy and reward base: Llama, Qwen2/3, Mistral, Gemma and Phi-3, each with its chat family.
+
+Checked against what transformers and the template texts say on their own: the folder reloads
+with the same tokenizer, the generation config stops at the end of turn written out by hand, the
+reward base is the causal LM's backbone under a fresh score head, and vLLM's greedy tokens equal
+transformers' up to the same end-of-turn token (one engine per architecture, reused by its tests).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from chat_families import conversation
+from model_families import CHAT_FAMILY, FAMILIES, family_model_dir, family_tokenizer_for  # noqa: F401 (fixtures)
+from safetensors.torch import load_file
+
+# The token that closes an assistant turn in each family's template text (the first stop a policy must honour).
+END_OF_TURN_TOKEN = {None: "<|eot_id|>", "qwen2": "<|im_end|>", "chatml": "<|im_end|>", "mistral": "</s>",
+                     "gemma": "<end_of_turn>", "phi3": "<|end|>"}
+ARCHITECTURE = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3", "mistral": "Mistral", "gemma": "Gemma",
+                "phi3": "Phi3"}
+PROMPTS = [[{"role": "user", "content": text}] for text in
+           ("What is 12 + 30?", "Translate into French: cat", "Write the word house in capital letters.",
+            "What is 97 - 45?", "Ana has 3 apples and buys 4 more.", "Hello, who are you?", "Answer: 42",
+            "Reverse the order of these words: red green blue")]
+
+
+def end_of_turn_id(family: str, tokenizer) -> int:
+    return tokenizer.convert_tokens_to_ids(END_OF_TURN_TOKEN[CHAT_FAMILY[family]])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_saved_folder_reloads_its_architecture_and_tokenizer(family, family_model_dir, family_tokenizer_for):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer, folder = family_tokenizer_for(family), family_model_dir(family)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert type(model).__name__ == f"{ARCHITECTURE[family]}ForCausalLM"
+    assert 2e5 < sum(p.numel() for p in model.parameters()) < 1e6
+    messages = conversation(CHAT_FAMILY[family] or "chatml")
+    reloaded = AutoTokenizer.from_pretrained(folder)  # transformers may pick the architecture's own tokenizer class
+    assert reloaded.apply_chat_template(messages)["input_ids"] == tokenizer.apply_chat_template(messages)["input_ids"]
+    assert len(reloaded) == len(tokenizer) == model.config.vocab_size
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_generation_config_stops_at_the_end_of_turn(family, family_model_dir, family_tokenizer_for):
+    from transformers import GenerationConfig
+
+    tokenizer = family_tokenizer_for(family)
+    saved = GenerationConfig.from_pretrained(family_model_dir(family))
+    assert end_of_turn_id(family, tokenizer) in saved.eos_token_id
+    assert saved.pad_token_id == tokenizer.pad_token_id is not None
+
+
+def test_saving_a_policy_adds_the_end_of_turn_to_a_base_that_stops_only_at_end_of_text(family_tokenizer_for, tmp_path):
+    from transformers import GenerationConfig
+
+    from model_families import build_model
+    from workbench.modeling import save_model
+
+    tokenizer = family_tokenizer_for("qwen2")
+    model = build_model("qwen2", tokenizer)
+    text_end = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    model.generation_config = GenerationConfig(eos_token_id=text_end)  # a Qwen2.5 base model's
+    saved = GenerationConfig.from_pretrained(save_model(model, tokenizer, tmp_path / "policy"))
+    assert saved.eos_token_id[0] == text_end and tokenizer.convert_tokens_to_ids("<|im_end|>") in saved.eos_token_id
+    assert model.generation_config.eos_token_id == text_end  # the model in memory is left as it was
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_reward_base_is_the_backbone_under_a_fresh_score_head(family, family_model_dir, family_tokenizer_for,
+                                                                 tmp_path):
+    from reward.scoring import RewardScorer
+    from reward.train import load_reward_base, save_reward_model
+
+    folder = family_model_dir(family)
+    model, tokenizer = load_reward_base(folder)
+    assert type(model).__name__ == f"{ARCHITECTURE[family]}ForSequenceClassification"
+    assert model.config.num_labels == 1 and model.score.weight.shape == (1, model.config.hidden_size)
+    assert model.config.pad_token_id == family_tokenizer_for(family).pad_token_id is not None
+    causal = load_file(str(folder / "model.safetensors"))
+    state = model.state_dict()
+    backbone = [k for k in causal if k.startswith("model.")]
+    assert backbone and all(torch.equal(state[k], causal[k]) for k in backbone)
+
+    responses = ["Answer: 42", "I do not know.", "12 + 30 = 42\nAnswer: 42"]
+    prompts = [PROMPTS[0]] * len(responses)
+    in_memory = RewardScorer.from_model(model.eval(), tokenizer).score(prompts, responses)
+    scorer = RewardScorer(save_reward_model(model, tokenizer, tmp_path / "rm"))
+    assert scorer.score(prompts, responses) == pytest.approx(in_memory, abs=1e-6)
+    assert len({round(s, 5) for s in in_memory}) == 3
+    scorer.close()
+
+
+# -- vLLM: one engine per architecture, started when its first test runs and shut down after its last ------------
+
+VLLM_FAMILIES = [f for f in FAMILIES if f != "llama"]  # Llama: tests/workbench/test_modeling.py
+
+
+@pytest.fixture(scope="module", params=VLLM_FAMILIES)
+def vllm_backend(request, family_model_dir):
+    """(family, the workbench's VLLMBackend on that architecture's model); pytest groups the tests by engine."""
+    pytest.importorskip("vllm")
+    from sampling.backends import VLLMBackend
+
+    with VLLMBackend(family_model_dir(request.param), device="cpu", max_model_len=512) as backend:
+        yield request.param, backend
+
+
+@pytest.mark.slow
+def test_vllm_and_transformers_greedy_tokens_are_equal_and_stop_at_the_end_of_turn(vllm_backend, family_model_dir,
+                                                                                   family_tokenizer_for):
+    from transformers import AutoModelForCausalLM
+
+    family, backend = vllm_backend
+    tokenizer = family_tokenizer_for(family)
+    model = AutoModelForCausalLM.from_pretrained(family_model_dir(family)).eval()  # its saved generation config
+    generations = backend.generate(PROMPTS, n=1, temperature=0.0, top_p=1.0, max_new_tokens=40, seed=0)
+    eot, stopped = end_of_turn_id(family, tokenizer), 0
+    for messages, (generation,) in zip(PROMPTS, generations):
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True)["input_ids"]
+        with torch.no_grad():
+            hf = model.generate(torch.tensor([ids]), max_new_tokens=40, do_sample=False)[0, len(ids):].tolist()
+        assert generation.token_ids == hf, messages
+        if eot in hf:
+            assert hf.index(eot) == len(hf) - 1 and generation.finish_reason == "stop"
+            stopped += 1
+    assert 0 < stopped, f"{family}: no greedy generation reached the end of turn; the test checks nothing about stopping"
