@@ -81,7 +81,7 @@ def annotate(ctx: StageContext, store, num_items: int) -> tuple[int, dict]:
 
     ann, n = ctx.cfg.annotation, ctx.round
     if ann.mode == "judge":
-        metrics = judge_items(ctx, store)
+        metrics = judge_items(ctx.cfg, store, n)
         return store.count_completed(round=n), metrics
     human_items = {"simulated": 0, "human": num_items, "mixed": round(ann.human_share * num_items)}[ann.mode]
     human_items = min(num_items, ann.human_quota or human_items) if ann.mode != "simulated" else 0
@@ -95,24 +95,24 @@ def annotate(ctx: StageContext, store, num_items: int) -> tuple[int, dict]:
     return sim_items + human_items, {}
 
 
-def judge_items(ctx: StageContext, store) -> dict:
-    """Let ``overlap`` judge accounts (judge, judge-2, ...) answer the round's items; the judge's metrics."""
+def judge_items(cfg, store, n: int | None) -> dict:
+    """Let ``overlap`` judge accounts (judge, judge-2, ...) answer round ``n``'s items (None: all); their metrics."""
     from preference_ui.judge import Judge
     from workbench.config_base import ConfigError
 
-    judge_cfg, n = ctx.cfg.annotation.judge, ctx.round
+    judge_cfg = cfg.annotation.judge
     model = Path(judge_cfg.model)
     if not (model / "config.json").is_file():
         raise ConfigError(f"annotation.judge.model: {model} is not a model folder (no config.json); "
                           "give the folder of a Hugging Face chat model")
     totals: dict = {}
-    with backend(ctx.cfg, model, judge_cfg.backend) as judge_backend:
-        for k in range(ctx.cfg.annotation.overlap):
+    with backend(cfg, model, judge_cfg.backend) as judge_backend:
+        for k in range(cfg.annotation.overlap):
             name = judge_cfg.user if k == 0 else f"{judge_cfg.user}-{k + 1}"
-            judge = Judge.from_config(store, judge_cfg, judge_backend, derive_seed(ctx.cfg.seed, "judge", n, k), name)
+            judge = Judge.from_config(store, judge_cfg, judge_backend, derive_seed(cfg.seed, "judge", n, k), name)
             for key, value in judge.run(round=n).items():
                 totals[key] = totals.get(key, 0) + value
-    log(f"round {n}: judge {model}: {totals['submitted']} answered, {totals['skipped']} skipped as unparseable, "
+    log(f"judge {model} on round {n}: {totals['submitted']} answered, {totals['skipped']} skipped as unparseable, "
         f"{totals['position_disagreements']} position disagreements")
     return {"judge_model": str(model), "judge_rubric": judge_cfg.rubric or "default",
             "judge_rubric_sha256": judge.rubric_sha256, **{f"judge_{k}": v for k, v in totals.items()}}

@@ -325,6 +325,16 @@ def test_the_preferences_stage_in_judge_mode_stores_responses_exactly(tmp_path, 
     assert opened[-1] == (judge_dir, None)
 
 
+def test_a_judge_model_folder_without_a_model_is_refused_naming_the_field(tmp_path):
+    from rounds.full_config import load_config
+    from rounds.stages.preferences import judge_items
+
+    cfg = load_config(overrides=["annotation.mode=judge", f"annotation.judge.model={tmp_path}"])
+    store = new_store(tmp_path / "annotations.sqlite")
+    with pytest.raises(ConfigError, match=f"annotation.judge.model: {re.escape(str(tmp_path))} is not a model folder"):
+        judge_items(cfg, store, 1)
+
+
 def test_judge_mode_needs_a_judge_model():
     from rounds.full_config import load_config
 
