@@ -258,14 +258,18 @@ def test_limit_stops_the_judge_and_a_second_run_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_real_model_through_a_real_backend_is_skipped_when_it_answers_garbage(tmp_path, tiny_model_dir):
-    from sampling.backends import TransformersBackend
+@pytest.mark.parametrize("kind", ["transformers", "vllm"])
+def test_a_real_model_through_a_real_backend_is_skipped_when_it_answers_garbage(tmp_path, tiny_model_dir, kind,
+                                                                                  request):
+    from sampling.backends import TransformersBackend, VLLMBackend
 
     rubric = tmp_path / "short.md"
     rubric.write_text("Which is better?\n{prompt}\nA: {response_a}\nB: {response_b}\nEnd with 'Verdict: ...'.")
     store = new_store(tmp_path / "annotations.sqlite")
     store.import_items([_item("p1", "Answer: 1", "Answer: 2"), _item("p2", "", "Answer: 9")])
-    with TransformersBackend(tiny_model_dir, device="cpu") as backend:
+    backend = (TransformersBackend(tiny_model_dir, device="cpu") if kind == "transformers"
+               else VLLMBackend(tiny_model_dir, llm=request.getfixturevalue("vllm_engine")))
+    with backend:
         counts = Judge(store, backend, rubric, max_new_tokens=6, retries=1, seed=0).run()
     assert (counts["submitted"], counts["skipped"], counts["asked"], counts["retried"]) == (0, 2, 8, 4)
     assert [s["item_id"] for s in store.skips()] == ["p1", "p2"] and store.export() == []
