@@ -26,7 +26,7 @@ def test_bad_jsonl_record_is_reported_with_file_and_line(tmp_path):
 def test_dataset_rows_load_and_bad_rows_name_the_row():
     records = load_preferences(to_dataset([pref(0), pref(1, edited="Answer: 5.")]))
     assert [r.id for r in records] == ["p0", "p1"] and records[1].edited == "Answer: 5."
-    broken = to_dataset([pref(0)]).map(lambda row: {"chosen": ""})
+    broken = to_dataset([pref(0)]).map(lambda row: {"chosen": None})
     with pytest.raises(PreferenceError, match="dataset row 0: field 'chosen'"):
         load_preferences(broken)
 
