@@ -22,15 +22,28 @@ from workbench.preferences import Preference
 
 
 def load_reward_base(base_dir: str | Path, device: str = "cpu"):
-    """The base model with a fresh one-output score head (LlamaForSequenceClassification) and its tokenizer."""
+    """Any causal LM with a fresh one-output score head (its ``*ForSequenceClassification``) and its tokenizer.
+
+    The config's pad_token_id is the tokenizer's (or the pad token it was given): sequence
+    classification needs one to batch. An architecture transformers has no sequence-classification
+    class for is refused, naming the folder.
+    """
     from transformers import AutoModelForSequenceClassification
     from workbench.tokenizer import load_tokenizer
     from workbench.trl_private import suppress_seqcls_warning
 
     tokenizer = load_tokenizer(base_dir)
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    with suppress_seqcls_warning():
-        model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), num_labels=1, dtype=dtype)
+    try:
+        with suppress_seqcls_warning():
+            model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), num_labels=1, dtype=dtype)
+    except ValueError as exc:
+        if "Unrecognized configuration class" not in str(exc):
+            raise
+        raise ValueError(f"{base_dir}: transformers has no sequence-classification class for this model "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0]}); the reward model needs a base "
+                         "AutoModelForSequenceClassification can load (Llama, Qwen2/3, Mistral, Gemma, Phi-3 ...)"
+                         ) from None
     model.config.pad_token_id = tokenizer.pad_token_id
     return model.to(device), tokenizer
 

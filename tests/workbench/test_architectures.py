@@ -127,3 +127,55 @@ def test_vllm_and_transformers_greedy_tokens_are_equal_and_stop_at_the_end_of_tu
             assert hf.index(eot) == len(hf) - 1 and generation.finish_reason == "stop"
             stopped += 1
     assert 0 < stopped, f"{family}: no greedy generation reached the end of turn; the test checks nothing about stopping"
+
+
+def test_a_causal_lm_without_a_sequence_classification_class_is_refused_as_reward_base(tiny_tokenizer, tmp_path):
+    from transformers import CohereConfig, CohereForCausalLM
+
+    from reward.train import load_reward_base
+    from workbench.modeling import save_model
+
+    config = CohereConfig(vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                          num_attention_heads=1, num_key_value_heads=1, pad_token_id=tiny_tokenizer.pad_token_id)
+    folder = save_model(CohereForCausalLM(config), tiny_tokenizer, tmp_path / "cohere")
+    with pytest.raises(ValueError, match=rf"{folder}: transformers has no sequence-classification class .*CohereConfig"):
+        load_reward_base(folder)
+
+
+def preferences(n: int):
+    """Chosen answers, rejected refusals: learnable by a random tiny model in a few steps."""
+    from workbench.preferences import Preference
+
+    return [Preference(id=f"p{i}", prompt=[{"role": "user", "content": f"What is {i} + {i + 1}?"}],
+                       chosen=f"{i} + {i + 1} = {2 * i + 1}\nAnswer: {2 * i + 1}", rejected="I do not know.",
+                       level="significantly_better") for i in range(n)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["qwen2", "gemma", "phi3"])
+def test_a_reward_model_trains_on_other_architectures(family, family_model_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification, set_seed
+
+    from reward.scoring import RewardScorer
+    from reward.train import load_reward_base, train_reward_model
+    from reward.trainer import bradley_terry_loss
+    from rounds.full_config import WorkbenchConfig
+    from workbench.config import TrackingConfig
+
+    cfg = WorkbenchConfig(tracking=TrackingConfig(backend="none"), device="cpu")
+    cfg.reward.num_train_epochs, cfg.reward.batch_size, cfg.reward.learning_rate = 3.0, 4, 1e-3
+    train, held = preferences(16), preferences(20)[16:]
+
+    def loss(scorer):
+        chosen = scorer.score([r.prompt for r in train], [r.chosen for r in train])
+        rejected = scorer.score([r.prompt for r in train], [r.rejected for r in train])
+        return bradley_terry_loss(torch.tensor(chosen), torch.tensor(rejected)).item()
+
+    metrics = train_reward_model(cfg, train, family_model_dir(family), tmp_path / "rm", seed=0, heldout=held)
+    set_seed(0)  # the head the training started from
+    base, tokenizer = load_reward_base(family_model_dir(family))
+    before = loss(RewardScorer.from_model(base.eval(), tokenizer))
+    assert loss(RewardScorer(tmp_path / "rm")) < before
+    assert metrics["heldout_pairs"] == 4 and metrics["train_pairs"] == 16
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm")
+    assert type(model).__name__ == f"{ARCHITECTURE[family]}ForSequenceClassification"
