@@ -297,7 +297,7 @@ def _override_ids(tokenizer, tokens: list[str]) -> list[int]:
 
 
 def choose_pad(tokenizer, end_of_turn_token: str | None = None) -> tuple[str, str]:
-    """``(pad token, how it was chosen)``: the tokenizer's own, else a dedicated pad token, else EOS, else the end of turn."""
+    """``(pad token, how chosen)``: the tokenizer's own, else a dedicated pad token, else EOS, else the end of turn."""
     if tokenizer.pad_token is not None:
         return tokenizer.pad_token, "the tokenizer's pad token"
     dedicated = [t.content for _, t in sorted(tokenizer.added_tokens_decoder.items())

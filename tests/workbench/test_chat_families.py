@@ -180,8 +180,8 @@ def test_a_template_with_no_way_to_find_the_replies_says_what_to_add():
 def test_a_template_whose_prompt_is_no_prefix_of_the_conversation_is_refused():
     tokenizer = build_tokenizer("chatml")
     # each rendering numbers the turns it holds, so the prompt is never the beginning of the answered conversation
-    tokenizer.chat_template = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + (messages|length|string) + '\\n' "
-                               "+ m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    tokenizer.chat_template = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + (messages|length|string) "
+                               "+ '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
                                "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
     with pytest.raises(ValueError, match="the reply cannot be told apart from the prompt; the template must render"):
         ChatFormat.from_tokenizer(tokenizer)

@@ -32,7 +32,7 @@ from typing import Iterable
 
 import torch
 
-from workbench.chat import ChatFormat
+from workbench.chat import ChatFormat, chat_format
 from workbench.preferences import STRONG_LEVELS, Preference
 from workbench.trl_private import DataCollatorForPreference, DPOTrainerHooks
 
@@ -170,9 +170,9 @@ def train_dpo(dpo_cfg, preferences: list[Preference], sft_dir: str | Path, out_d
     """Train the SFT model in ``sft_dir`` with the modified DPO; save the policy (HF format) to ``out_dir``.
 
     Returns the last logged step's metrics (``loss``, ``rewards/accuracies``, ``rewards/margins``,
-    ``nll``, ...) with ``skipped_rows``, ``pairs_used``, ``preferences_used`` and ``masked_tokens``
-    (the tokens left out of the loss, as strings). ``tracking`` as in
-    ``train_sft``. An interrupted run resumes from its last checkpoint.
+    ``nll``, ...) with ``skipped_rows``, ``pairs_used``, ``preferences_used``, ``masked_tokens``
+    (the tokens left out of the loss, as strings) and ``pad_choice`` (where the pad token came from).
+    ``tracking`` as in ``train_sft``. An interrupted run resumes from its last checkpoint.
     """
     from workbench.posttrain.common import (final_metrics, load_policy, resume_checkpoint, save_final,
                                             work_dir)
@@ -187,4 +187,5 @@ def train_dpo(dpo_cfg, preferences: list[Preference], sft_dir: str | Path, out_d
     save_final(trainer, tokenizer, out_dir)
     skipped = trainer.skipped_rows["train"]
     return {**final_metrics(trainer, output), **counts, "pairs_used": counts["pairs_used"] - skipped,
-            "skipped_rows": skipped, "masked_tokens": list(trainer.masked_tokens)}
+            "skipped_rows": skipped, "masked_tokens": list(trainer.masked_tokens),
+            "pad_choice": chat_format(tokenizer).pad_choice}

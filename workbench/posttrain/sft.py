@@ -60,7 +60,8 @@ def train_sft(sft_cfg, data: list[dict] | list[str | Path], init_dir: str | Path
     with sft_packing.document_masking(trainer.model):
         output = trainer.train(resume_from_checkpoint=resume_checkpoint(work_dir(out_dir)))
     save_final(trainer, trainer.processing_class, out_dir)
-    return {**final_metrics(trainer, output), "rows": len(rows), "assistant_spans": trainer.assistant_spans}
+    return {**final_metrics(trainer, output), "rows": len(rows), "assistant_spans": trainer.assistant_spans,
+            "pad_choice": chat_format(trainer.processing_class).pad_choice}
 
 
 def build_trainer(sft_cfg, rows: list[dict], init_dir: str | Path, out_dir: str | Path, *, seed: int,
