@@ -179,3 +179,28 @@ def test_a_reward_model_trains_on_other_architectures(family, family_model_dir, 
     assert metrics["heldout_pairs"] == 4 and metrics["train_pairs"] == 16
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm")
     assert type(model).__name__ == f"{ARCHITECTURE[family]}ForSequenceClassification"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["qwen2", "mistral", "gemma", "phi3"])
+def test_sft_then_dpo_train_a_policy_of_the_same_architecture(family, family_model_dir, family_tokenizer_for, tmp_path):
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    from workbench.posttrain.config import DPOConfig, SFTConfig
+    from workbench.posttrain.dpo import train_dpo
+    from workbench.posttrain.sft import train_sft
+
+    rows = [{"messages": [*r.prompt, {"role": "assistant", "content": r.chosen}]} for r in preferences(4)]
+    sft = tmp_path / "sft"
+    sft_metrics = train_sft(SFTConfig(per_device_train_batch_size=2, num_train_epochs=1, max_length=128,
+                                      trl_args={"disable_tqdm": True}), rows, family_model_dir(family), sft, seed=0)
+    dpo = tmp_path / "dpo"
+    dpo_metrics = train_dpo(DPOConfig(per_device_train_batch_size=2, num_train_epochs=1, max_length=128,
+                                      trl_args={"disable_tqdm": True}), preferences(4), sft, dpo, seed=0)
+    assert sft_metrics["global_step"] == dpo_metrics["global_step"] == 2
+    assert END_OF_TURN_TOKEN[CHAT_FAMILY[family]] in dpo_metrics["masked_tokens"]
+    tokenizer = family_tokenizer_for(family)
+    start, end = load_file(str(family_model_dir(family) / "model.safetensors")), load_file(str(dpo / "model.safetensors"))
+    assert set(start) == set(end) and any(not torch.equal(start[k], end[k]) for k in start)
+    assert type(AutoModelForCausalLM.from_pretrained(dpo)).__name__ == f"{ARCHITECTURE[family]}ForCausalLM"
+    assert end_of_turn_id(family, tokenizer) in GenerationConfig.from_pretrained(dpo).eos_token_id
