@@ -138,12 +138,8 @@ class Logger:
         kept = [line for line in _read_log(self.path) if line["step"] < start]
         atomic_write_text(self.path, "".join(json.dumps(line) + "\n" for line in kept))
         self.file = open(self.path, "a", encoding="utf-8")
-        if cfg.tracking.backend == "trackio":
-            import trackio
-
-            trackio.init(project=tracking.project_name(cfg), name="pretrain", group="pretrain",
-                         resume="allow", config=to_dict(cfg.pretrain), embed=False)
-            self.tracker = trackio
+        # trackio, mlflow or wandb (workbench.tracking); None when tracking is off
+        self.tracker = tracking.start_run(cfg, "pretrain", "pretrain", to_dict(cfg.pretrain))
         self.every = cfg.pretrain.log_interval
         self.bar = tqdm(total=total_steps(cfg.pretrain), initial=start, desc="pretrain", unit="step")
 
