@@ -358,3 +358,45 @@ def test_a_conversation_the_template_refuses_is_named():
     with pytest.raises(ValueError, match="sft row 3: the chat template of .* refuses the conversation: Conversation "
                                          "roles must alternate"):
         ChatFormat.from_tokenizer(tokenizer).assistant_mask(messages, where="sft row 3")
+
+
+@pytest.mark.slow
+def test_sft_then_dpo_on_a_chatml_model_without_pad_say_what_they_used(tmp_path):
+    from workbench.posttrain.config import DPOConfig, SFTConfig
+    from workbench.posttrain.dpo import train_dpo
+    from workbench.posttrain.sft import train_sft
+    from workbench.preferences import Preference
+
+    tokenizer = build_tokenizer("chatml")  # no pad token, as SmolLM2's has none here
+    model = tiny_model_dir("chatml", tokenizer, tmp_path / "base")
+    sft = train_sft(SFTConfig(num_train_epochs=1, per_device_train_batch_size=2, max_length=256),
+                    [{"messages": conversation("chatml")}] * 2, model, tmp_path / "sft", seed=0)
+    assert (sft["assistant_spans"], sft["pad_choice"]) == ("rendered prefixes",
+                                                           "no pad token: pads with the eos token '<|im_end|>'")
+    prefs = [Preference(id=f"p{i}", prompt=[{"role": "user", "content": f"What is {i} + 3?"}],
+                        chosen=f"Answer: {i + 3}", rejected=f"Answer: {i + 4}", level="better") for i in range(2)]
+    dpo = train_dpo(DPOConfig(per_device_train_batch_size=2, max_length=256), prefs, tmp_path / "sft",
+                    tmp_path / "dpo", seed=0)
+    assert sorted(dpo["masked_tokens"]) == sorted(FORMATTING["chatml"])
+    assert dpo["pad_choice"] == "the tokenizer's pad token"  # SFT saved the tokenizer with the pad it chose
+    assert dpo["pairs_used"] == 2 and dpo["loss"] > 0
+
+
+@pytest.mark.slow
+def test_dpo_config_override_is_what_dpo_masks(family_model, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from workbench.posttrain.config import DPOConfig
+    from workbench.posttrain.dpo import build_trainer
+
+    path, tokenizer = family_model("chatml")
+    rows = [{"prompt": [{"role": "user", "content": "What is 1 + 3?"}],
+             "chosen": [{"role": "assistant", "content": "Answer: 4"}],
+             "rejected": [{"role": "assistant", "content": "Answer: 5"}]}]
+    policy = AutoModelForCausalLM.from_pretrained(str(path))
+    trainer = build_trainer(DPOConfig(formatting_tokens=["Answer"], max_length=512), rows, policy, tokenizer,
+                            tmp_path / "out", seed=0)
+    assert trainer.masked_tokens == ["Answer"]
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    kept = tokenizer.convert_ids_to_tokens(batch["input_ids"][batch["completion_mask"].bool()].tolist())
+    assert "Answer" not in kept and "<|im_end|>" in kept
