@@ -144,6 +144,39 @@ def save_model(model, tokenizer, path: str | Path) -> Path:
     return path
 
 
+def check_causal_lm(path: str | Path) -> str:
+    """The architecture of the HF causal LM in ``path``, refused (naming the folder) if it cannot serve the recipe.
+
+    It must be a causal LM transformers knows, with a sequence-classification class for the reward
+    model and a tokenizer that fits it (:func:`workbench.tokenizer.load_tokenizer`); only config files
+    are read, so this runs before any work starts.
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
+
+    from workbench.tokenizer import load_tokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ValueError(f"{path}: no config.json; model.path must be a Hugging Face model folder")
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}/config.json: transformers cannot read it ({str(exc).splitlines()[0]})") from None
+    problems = []
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        problems.append(f"model type {config.model_type!r} has no causal-LM class in transformers")
+    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
+        problems.append(f"model type {config.model_type!r} has no sequence-classification class for the reward model")
+    if not list(path.glob("*.safetensors")) and not list(path.glob("*.bin")):
+        problems.append("no weights (*.safetensors or *.bin)")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    load_tokenizer(path)
+    return MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]
+
+
 def load_causal_lm(path: str | Path, device: str = "cpu"):
     """Load a causal LM in float32 on the CPU (bfloat16 on CUDA) with its tokenizer, checked first."""
     from transformers import AutoModelForCausalLM

@@ -142,6 +142,26 @@ def test_a_causal_lm_without_a_sequence_classification_class_is_refused_as_rewar
         load_reward_base(folder)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_passes_the_check_a_users_model_gets(family, family_model_dir):
+    from workbench.modeling import check_causal_lm
+
+    assert check_causal_lm(family_model_dir(family)) == f"{ARCHITECTURE[family]}ForCausalLM"
+
+
+def test_the_check_names_the_folder_and_every_problem_at_once(tiny_tokenizer, tmp_path):
+    from transformers import CohereConfig
+
+    from workbench.modeling import check_causal_lm
+
+    with pytest.raises(ValueError, match=f"{tmp_path}: no config.json"):
+        check_causal_lm(tmp_path)
+    CohereConfig(vocab_size=len(tiny_tokenizer)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=rf"^{tmp_path}: model type 'cohere' has no sequence-classification class "
+                                         r"for the reward model; no weights \(\*\.safetensors or \*\.bin\)$"):
+        check_causal_lm(tmp_path)
+
+
 def preferences(n: int):
     """Chosen answers, rejected refusals: learnable by a random tiny model in a few steps."""
     from workbench.preferences import Preference
