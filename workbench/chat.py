@@ -7,13 +7,14 @@ from it, by rendering probe conversations with marker contents, what the recipe 
 
 - the formatting tokens DPO masks: the special tokens the template renders around the contents (role
   headers, begin/end of turn, BOS), the tokenizer's BOS and EOS, and the stop tokens. Role names
-  spelled in ordinary tokens (ChatML's ``user``) are not formatting tokens: Llama 3 masks only special
-  tokens, and that rule gives exactly its five (``<|end_of_text|>`` is Llama 3's second stop token);
+  spelled in ordinary tokens (ChatML's ``user``) are not formatting tokens, as Llama 3 masks only
+  special tokens. Llama 3 gets its five: four rendered, and ``<|end_of_text|>``, its second stop token,
+  which no template renders (kept by name for templates that end turns with ``<|eot_id|>``);
 - the end of an assistant turn (``<|im_end|>\\n``, ``</s> ``, ``<end_of_turn>\\n``) and the stop tokens
   (the special tokens in it, EOS, and the stops of a generation_config.json next to the tokenizer);
-- how SFT finds the assistant's tokens: the template's ``{% generation %}`` markers, else TRL's training
-  version of a template it knows, else the difference of rendered prefixes (checked to tokenize as a
-  prefix of the whole conversation);
+- how SFT finds the assistant's tokens: the template's ``{% generation %}`` markers, else the
+  difference of rendered prefixes (checked to tokenize as a prefix of the whole conversation), else
+  TRL's training version of a template it knows (:attr:`ChatFormat.assistant_masking`);
 - a pad token when the tokenizer has none (a dedicated pad token, else EOS, else the end of turn).
 """
 

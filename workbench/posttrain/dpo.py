@@ -182,6 +182,8 @@ def train_dpo(dpo_cfg, preferences: list[Preference], sft_dir: str | Path, out_d
     if not rows:
         raise ValueError(f"dpo: none of the {counts['preferences']} preferences is rated {dpo_cfg.levels}")
     tokenizer = load_tokenizer(sft_dir)
+    if dpo_cfg.mask_formatting_tokens:  # a bad formatting_tokens list fails before the model loads
+        ChatFormat.from_tokenizer(tokenizer, dpo_cfg.formatting_tokens)
     trainer = build_trainer(dpo_cfg, rows, load_policy(sft_dir), tokenizer, out_dir, seed=seed, tracking=tracking)
     output = trainer.train(resume_from_checkpoint=resume_checkpoint(work_dir(out_dir)))
     save_final(trainer, tokenizer, out_dir)
