@@ -22,10 +22,11 @@ from workbench.stage import Result, Stage, StageContext
 
 
 def inputs(ctx: StageContext) -> dict:
-    """The two models whose answers are compared (and the judge model in judge mode)."""
+    """The two models whose answers are compared (the judge model in judge mode, the user's prompt files)."""
     models = {"policy": policy_before(ctx.run, ctx.round), "other": second_model(ctx.run, ctx.round)}
     judge = ctx.cfg.annotation.judge
-    return models | ({"judge": Path(judge.model)} if ctx.cfg.annotation.mode == "judge" else {})
+    return (models | ({"judge": Path(judge.model)} if ctx.cfg.annotation.mode == "judge" else {})
+            | round_data.prompt_inputs(ctx.cfg))
 
 
 def run(ctx: StageContext) -> Result:
@@ -54,7 +55,7 @@ def run(ctx: StageContext) -> Result:
         store.close()
     metrics = {"items": len(items), "preferences": stats.get("annotations", done),
                **{k: v for k, v in stats.items() if isinstance(v, (int, float))}, **annotation_metrics}
-    return Result(metrics, {"preferences": ctx.out / "preferences.jsonl"})
+    return Result(metrics, {"preferences": ctx.out / "preferences.jsonl"}, round_data.prompt_formats(cfg))
 
 
 def preference_items(ctx: StageContext) -> list[dict]:

@@ -408,3 +408,19 @@ def test_two_annotators_concurrently_with_overlap_2_mouse_and_keyboard(app):
     assert sum(r.edited is not None for r in records.values()) == 1
     shown = {(a["user"], a["item_id"]): a["detail"]["choice"] for a in store.audit_log() if a["action"] == "submit"}
     assert shown == {**{("bob", i): c for i, c in bob_done}, **{("carol", i): c for i, c in carol_done}}
+
+
+def test_an_empty_response_is_marked_in_the_page_and_can_be_chosen_as_it_is(app, browser):
+    url, store = app
+    store.import_items([_item("e0", "Say something.", "", " \n")], overlap=1)
+    page = _page(browser, url, "bob")
+    item = _wait_item(page)
+    for side in ("#wb-left", "#wb-right"):
+        assert page.locator(f"{side} .wb-empty").inner_text().strip() == "(empty response: the model wrote nothing)"
+    page.keyboard.press("a")
+    page.keyboard.press("4")
+    page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
+    page.locator("#wb-submit").click()
+    page.wait_for_function("() => document.querySelector('#wb-status').innerText.includes('Saved')")
+    (record,) = store.export()
+    assert (record.chosen, record.rejected, record.edited) == (*store.shown_responses("bob", item), None)
