@@ -97,11 +97,29 @@ def build_trainer(cfg, model, tokenizer, records: list[Preference], output_dir: 
             data_collator=RankedRowsCollator(tokenizer.pad_token_id), use_margin=bool(rcfg.margins))
     else:
         rows = pair_rows(records, tokenizer, rcfg.max_length, rcfg.margins)
+        check_pair_rows_end_before_padding(rows.dataset, tokenizer)
         trainer = RewardTrainer(model=model, args=args, train_dataset=rows.dataset, processing_class=tokenizer)
     if len(rows.dataset) == 0:
         raise ValueError(f"reward: every preference is longer than max_length={rcfg.max_length} tokens")
     return trainer, {"train_rows": len(rows.dataset), "train_pairs": rows.num_pairs,
                      "too_long_removed": rows.too_long_removed}
+
+
+def check_pair_rows_end_before_padding(dataset, tokenizer) -> None:
+    """Refuse pair rows that end with the pad token: the score would be read one token early.
+
+    TRL's RewardTrainer reads a row's score where transformers' ``*ForSequenceClassification`` does,
+    at the last token that is not the pad token; a reply the template ends with that token (Phi-3
+    ends a conversation with its EOS, which it also pads with) would be scored before its end, unlike
+    in packed rows and :class:`reward.scoring.RewardScorer`, which read the last token itself.
+    """
+    pad = tokenizer.pad_token_id
+    for column in ("chosen_ids", "rejected_ids"):
+        if any(ids and ids[-1] == pad for ids in dataset[column]):
+            raise ValueError(f"reward.row_format: pair: responses end with the pad token {tokenizer.pad_token!r} "
+                             "(the chat template ends a reply with it), so the score would be read one token "
+                             "before the end; use reward.row_format: packed, or a tokenizer with a pad token of "
+                             "its own")
 
 
 def train_reward_model(cfg, preferences: Any, base_dir: str | Path, out_dir: str | Path, *, seed: int,

@@ -224,3 +224,19 @@ def test_sft_then_dpo_train_a_policy_of_the_same_architecture(family, family_mod
     assert set(start) == set(end) and any(not torch.equal(start[k], end[k]) for k in start)
     assert type(AutoModelForCausalLM.from_pretrained(dpo)).__name__ == f"{ARCHITECTURE[family]}ForCausalLM"
     assert end_of_turn_id(family, tokenizer) in GenerationConfig.from_pretrained(dpo).eos_token_id
+
+
+def test_pair_rows_that_end_with_the_pad_token_are_refused(family_model_dir, tmp_path):
+    from reward.train import build_trainer, load_reward_base
+    from rounds.full_config import WorkbenchConfig
+    from workbench.config import TrackingConfig
+
+    cfg = WorkbenchConfig(tracking=TrackingConfig(backend="none"), device="cpu")
+    cfg.reward.row_format = "pair"
+    model, tokenizer = load_reward_base(family_model_dir("phi3"))  # Phi-3 ends a reply with the EOS it pads with
+    assert tokenizer.pad_token == "<|endoftext|>"
+    with pytest.raises(ValueError, match="responses end with the pad token '<\\|endoftext\\|>'.*row_format: packed"):
+        build_trainer(cfg, model, tokenizer, preferences(2), tmp_path, seed=0)
+    model, tokenizer = load_reward_base(family_model_dir("qwen2"))  # ChatML ends a reply with "<|im_end|>\n"
+    trainer, counts = build_trainer(cfg, model, tokenizer, preferences(2), tmp_path, seed=0)
+    assert counts["train_rows"] == 2
