@@ -253,3 +253,15 @@ def test_task_verifier_checks_prompts_that_carry_a_task():
     assert task_verifier(record, task.solution) is True
     assert task_verifier(record, "Answer: -1") is False
     assert task_verifier({**record, "task": None}, "anything") is None
+
+
+def test_unfinished_samples_are_dropped_before_selection_and_counted(finished):
+    out, metrics = finished
+    rows = load_candidates(out).to_list()
+    assert metrics["unfinished_samples"] == sum(r["finish_reason"] == "length" for r in rows) > 0
+    assert not [r for r in rows if r["chosen"] and r["finish_reason"] != "stop"]
+    groups = {pid: [r for r in rows if r["prompt_id"] == pid] for pid in {r["prompt_id"] for r in rows}}
+    only_cut_off = [pid for pid, group in groups.items()
+                    if any(r["verified"] for r in group if r["finish_reason"] == "length")
+                    and not any(r["verified"] for r in group if r["finish_reason"] == "stop")]
+    assert metrics["prompts_only_unfinished"] == len(only_cut_off)
