@@ -14,12 +14,13 @@ VARIANT_STAGES = ("reward", "sft", "dpo")
 class BootstrapConfig:
     """The first chat policy: SFT of the base on curated task-world demonstrations."""
 
-    num_examples: int = field(400, "curated demonstrations (task-world reference solutions)")
+    num_examples: int = field(400, "curated demonstrations (task-world reference solutions); 0 with no "
+                                   "rounds.sft_data: the base (a user's chat model) is the first policy as it is")
 
     def validate(self) -> None:
         """Check ranges."""
-        if self.num_examples < 1:
-            raise ConfigError("num_examples: must be at least 1")
+        if self.num_examples < 0:
+            raise ConfigError("num_examples: must be at least 0 (0: no task-world demonstrations)")
 
 
 @dataclass

@@ -72,7 +72,7 @@ def trained_variants(ctx: StageContext, stage: str, train, **kwargs) -> dict:
     several train into ``<stage>/variants/seed_K`` and mergekit's linear average of them becomes
     ``<stage>/model``. Each training call writes its model atomically and resumes from its own
     checkpoints, so an interrupted stage redoes only the variant that was cut short. The metrics are
-    the variants' mean.
+    the variants' mean (and the non-numeric ones all variants agree on).
     """
     from workbench.launch import run_call
 
@@ -94,7 +94,9 @@ def trained_variants(ctx: StageContext, stage: str, train, **kwargs) -> dict:
         runs.append(json.loads(record.read_text()))
     average_models([ctx.out / "variants" / f"seed_{v}" for v in range(count)], ctx.out / "model")
     numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return {k: sum(r[k] for r in runs) / count for k in numeric if all(k in r for r in runs)}
+    means = {k: sum(r[k] for r in runs) / count for k in numeric if all(k in r for r in runs)}
+    # what every variant reports alike (masked_tokens, assistant_spans, pad_choice) is kept as it is
+    return means | {k: v for k, v in runs[0].items() if k not in numeric and all(r.get(k) == v for r in runs)}
 
 
 def backend(cfg, model: Path, name: str | None = None):
