@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "gemma", "phi3")
+FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "phi3")
 # The chat family (tests/chat_families.py) each architecture's models ship with; None: the workbench's Llama 3 format.
 CHAT_FAMILY = {"llama": None, "qwen2": "qwen2", "qwen3": "chatml", "mistral": "mistral", "gemma": "gemma",
-               "phi3": "phi3"}
-# The end of turn's output row is scaled up so that greedy replies to some prompts end within tens of tokens.
+               "gemma2": "gemma", "phi3": "phi3"}
+# The end of turn's output row is scaled up so that greedy replies to some prompts end within tens of tokens
+# (not enough for Gemma 2, whose logits go through a soft cap at 30).
 END_OF_TURN_SCALE = 2.0
 HIDDEN, LAYERS, HEADS, KV_HEADS, HEAD_DIM, INTERMEDIATE, MAX_POSITIONS = 128, 2, 2, 1, 64, 256, 512
 
@@ -29,7 +30,7 @@ def _config_class(family: str):
     import transformers
 
     names = {"llama": "LlamaConfig", "qwen2": "Qwen2Config", "qwen3": "Qwen3Config", "mistral": "MistralConfig",
-             "gemma": "GemmaConfig", "phi3": "Phi3Config"}
+             "gemma": "GemmaConfig", "gemma2": "Gemma2Config", "phi3": "Phi3Config"}
     if family not in names:
         raise ValueError(f"model family {family!r}: expected one of {list(FAMILIES)}")
     return getattr(transformers, names[family])
