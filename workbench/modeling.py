@@ -144,18 +144,18 @@ def save_model(model, tokenizer, path: str | Path) -> Path:
     return path
 
 
-def check_causal_lm(path: str | Path) -> str:
+def check_causal_lm(path: str | Path, tokenizer_dir: str | Path | None = None) -> str:
     """The architecture of the HF causal LM in ``path``, refused (naming the folder) if it cannot serve the recipe.
 
     It must be a causal LM transformers knows, with a sequence-classification class for the reward
-    model and a tokenizer that fits it (:func:`workbench.tokenizer.load_tokenizer`); only config files
-    are read, so this runs before any work starts.
+    model and a tokenizer (its own, or the one in ``tokenizer_dir``) that fits it; no weights are
+    read, so this runs before any work starts.
     """
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
                                                         MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
 
-    from workbench.tokenizer import load_tokenizer
+    from workbench.tokenizer import check_fits_model, load_tokenizer
 
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -173,7 +173,7 @@ def check_causal_lm(path: str | Path) -> str:
         problems.append("no weights (*.safetensors or *.bin)")
     if problems:
         raise ValueError(f"{path}: " + "; ".join(problems))
-    load_tokenizer(path)
+    check_fits_model(load_tokenizer(tokenizer_dir or path), path)
     return MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config.model_type]
 
 

@@ -243,3 +243,17 @@ def test_pair_rows_that_end_with_the_pad_token_are_refused(family_model_dir, tmp
     model, tokenizer = load_reward_base(family_model_dir("qwen2"))  # ChatML ends a reply with "<|im_end|>\n"
     trainer, counts = build_trainer(cfg, model, tokenizer, preferences(2), tmp_path, seed=0)
     assert counts["train_rows"] == 2
+
+
+def test_the_check_takes_a_tokenizer_from_another_folder_and_refuses_one_that_does_not_fit(
+        family_model_dir, tiny_tokenizer_dir, tmp_path):
+    from chat_families import build_tokenizer
+
+    from model_families import save_family_model
+    from workbench.modeling import check_causal_lm
+
+    assert check_causal_lm(family_model_dir("llama"), tokenizer_dir=tiny_tokenizer_dir) == "LlamaForCausalLM"
+    small = save_family_model("qwen3", build_tokenizer("chatml", vocab_size=300), tmp_path / "small")
+    assert check_causal_lm(small) == "Qwen3ForCausalLM"
+    with pytest.raises(ValueError, match=rf"{small}: the tokenizer has ids up to 399 but the model's vocabulary has 300"):
+        check_causal_lm(small, tokenizer_dir=tiny_tokenizer_dir)
