@@ -6,23 +6,14 @@ from pathlib import Path
 
 from sampling.backends import TransformersBackend
 from sampling.evaluation import greedy_generator
-from workbench import tasks as task_world
 from workbench.evaluate import evaluate
 
 
 def family_accuracy(model_dir: str | Path, family: str, n: int, seed: int, max_new_tokens: int = 160,
                     batch_size: int = 32, device: str = "cpu") -> dict:
     """``workbench.evaluate`` of ``model_dir`` on one family: the other families' prompts are not generated."""
-    wanted = {t.prompt for t in task_world.generate(family, n, seed, canonical_only=True)}
     with TransformersBackend(model_dir, device=device, batch_size=batch_size) as backend:
-        generate_all = greedy_generator(backend, seed)
-
-        def generate(prompts: list[list[dict]], max_tokens: int) -> list[str]:
-            mine = [i for i, p in enumerate(prompts) if p[-1]["content"] in wanted]
-            answers = dict(zip(mine, generate_all([prompts[i] for i in mine], max_tokens)))
-            return [answers.get(i, "") for i in range(len(prompts))]
-
-        result = evaluate(model_dir, n, seed, max_new_tokens, generate)
+        result = evaluate(model_dir, n, seed, max_new_tokens, greedy_generator(backend, seed), families=(family,))
     family_result = result["families"][family]
     return {"accuracy": family_result["accuracy"], "closeness": family_result["closeness"], "n": family_result["n"],
             "templates": {k: v["accuracy"] for k, v in family_result["templates"].items()},

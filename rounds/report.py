@@ -20,6 +20,8 @@ ROUND_COLUMNS = (
     ("dpo", "rewards_margins", "DPO margin"),
     ("policy", "sft_accuracy_mean", "SFT task acc"),
     ("policy", "accuracy_mean", "policy task acc"),
+    ("policy", "reward/mean_reward", "policy reward (eval prompts)"),
+    ("policy", "reward/win_rate", "win rate vs previous"),
 )
 
 
@@ -38,7 +40,10 @@ def round_table(run) -> tuple[list[str], list[list[str]]]:
             value = in_round.loc[stage].get(key) if stage in in_round.index and key in in_round.columns else None
             row.append(_fmt(None if value != value else value))  # NaN -> blank
         rows.append(row)
-    return ["round"] + [title for _, _, title in ROUND_COLUMNS], rows
+    header = ["round"] + [title for _, _, title in ROUND_COLUMNS]
+    # a column no round has (the reward suite of a task-world run, task accuracy of a user's run) is left out
+    keep = [0] + [i for i in range(1, len(header)) if any(row[i] for row in rows)]
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
 
 
 def plots(run, out_dir: Path) -> dict[str, str]:

@@ -77,7 +77,7 @@ class EvalConfig:
 
     suites: list[Literal["task_world", "harness", "reward"]] = field(
         ["task_world"], "evaluations to run, any of task_world, harness, reward")
-    n_per_family: int = field(100, "task_world: fresh instances per family")
+    n_per_family: int = field(100, "task_world: distinct held-out items per family (multilingual holds out 176)")
     seed: int = field(20261123, "seed of the fresh instances and of generation (differs from every training seed)")
     max_new_tokens: int = field(160, "most tokens generated per answer (task_world and reward)")
     batch_size: int = field(32, "prompts generated together")

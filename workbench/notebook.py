@@ -109,7 +109,8 @@ class Run:
         rows = []
         for model, n, path in sources:
             if path.exists():
-                for family, acc in json.loads(path.read_text())["per_family"].items():
+                # an eval.json without the task_world suite (eval.suites) has no per_family
+                for family, acc in json.loads(path.read_text()).get("per_family", {}).items():
                     rows.append({"model": model, "round": n, "family": family, "accuracy": acc})
         return pd.DataFrame(rows, columns=["model", "round", "family", "accuracy"])
 

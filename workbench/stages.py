@@ -48,6 +48,6 @@ def _chat_texts(seed: int, n: int = 2000):
     from workbench import chat
     from workbench.tasks import generate
 
-    for task in generate(None, n, seed=seed + 7):
+    for task in generate(None, n, seed=seed + 7, split="all"):
         yield chat.render([{"role": "user", "content": task.prompt},
                            {"role": "assistant", "content": task.solution}])

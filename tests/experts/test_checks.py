@@ -90,7 +90,7 @@ def test_math_steps_recompute_chains_and_parentheses():
 
 
 def test_language_check_rejects_a_correct_translation_in_the_wrong_language():
-    task = next(t for t in tasks.generate("multilingual", 200, 2)
+    task = next(t for t in tasks.generate("multilingual", 200, 2, split="all")
                 if t.template == "multilingual.translate" and t.meta["word"] == "cat" and t.meta["lang"] == "French")
     assert check_multilingual(task, "Answer: chat")["reference"]
     wrong = check_multilingual(task, "Answer: gato")

@@ -55,7 +55,7 @@ class TaskStream:
 
     def __next__(self) -> Task:
         if not self._buffer:
-            self._buffer = list(generate(self.family, self.batch, self.seed * 1000 + self._round))[::-1]
+            self._buffer = list(generate(self.family, self.batch, self.seed * 1000 + self._round, split="all"))[::-1]
             self._round += 1
         return self._buffer.pop()
 
