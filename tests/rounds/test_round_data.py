@@ -56,7 +56,7 @@ def user_prompt_file(path: Path, n: int) -> Path:
 
 
 def user_cfg(tmp_path, source="user", n=10, extra=()):
-    return load_config(overrides=[f"rounds.prompt_source={source}", "rounds.prompts_per_round=4",
+    return load_config(overrides=[f"rounds.prompt_source={source}", "annotation.mode=human", "rounds.prompts_per_round=4",
                                   "rounds.rs_prompts_per_round=2",
                                   f"rounds.prompts=[{user_prompt_file(tmp_path / 'prompts.jsonl', n)}]", *extra])
 
