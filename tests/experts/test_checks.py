@@ -89,6 +89,60 @@ def test_math_steps_recompute_chains_and_parentheses():
     assert check_math(next(iter(tasks.generate("math", 1, 0))), "Answer: nothing")["answer"] is False
 
 
+def math_task(a: int, op: str, b: int) -> tasks.Task:
+    result = {"+": a + b, "-": a - b, "*": a * b}[op]
+    return tasks.Task("math", {"+": "math.add", "-": "math.sub", "*": "math.mul"}[op], f"What is {a} {op} {b}?",
+                      str(result), "", {"a": a, "b": b, "op": op})
+
+
+# Hand-worked traces (right answer line, one wrong step) and the step the checker must name.
+SLIPS = [
+    (347, "+", 285, ["7 + 5 = 12, write 1 carry 2", "4 + 8 + 2 = 14, write 4 carry 1"], "step 1 ", "writes 1"),
+    (347, "+", 285, ["7 + 5 = 12, write 2", "4 + 8 = 12, write 2 carry 1"], "step 1 ", "passes on carry 0"),
+    (347, "+", 285, ["7 + 5 = 12, write 2 carry 1", "4 + 8 = 12, write 2 carry 1"], "step 2 ", "takes in 4 + 8"),
+    (347, "+", 285, ["7 + 5 = 12, write 2 carry 1", "4 + 8 + 1 = 14, write 4 carry 1"], "step 2 ", "(it is 13)"),
+    (347, "+", 285, ["7 + 5 = 12, write 2 carry 1", "4 + 8 + 1 = 13, write 3 carry 1",
+                     "3 + 2 + 1 = 6, write 6", "6 + 0 = 6, write 6"], "step 4 ", "only 3 columns"),
+    (632, "-", 285, ["12 - 5 = 7, write 7", "3 - 8"], "step 1 ", "passes on borrow 0"),
+    (632, "-", 285, ["12 - 5 = 7, write 7 borrow 1", "13 - 8 = 5, write 5 borrow 1"], "step 2 ", "takes in 13 - 8"),
+    (632, "-", 285, ["12 - 5 = 7, write 7 borrow 1", "13 - 1 - 8 = 4, write 4 borrow 1",
+                     "6 - 1 - 2 = 3, write 3 borrow 1"], "step 3 ", "passes on borrow 1"),
+    (37, "*", 6, ["7 * 6 = 42, write 2 carry 4", "3 * 6 = 18, write 18"], "step 2 ", "takes in 3 * 6"),
+    (37, "*", 6, ["7 * 6 = 42, write 2 carry 4", "3 * 6 + 4 = 22, write 2"], "step 2 ", "writes 2"),
+]
+
+
+@pytest.mark.parametrize("a,op,b,lines,step,why", SLIPS)
+def test_math_step_check_names_the_first_wrong_column(a, op, b, lines, step, why):
+    task = math_task(a, op, b)
+    result = check_math(task, "\n".join([*lines, f"{a} {op} {b} = {task.reference}", f"Answer: {task.reference}"]))
+    assert result["answer"] and not result["steps"]
+    assert result["feedback"].startswith(step) and why in result["feedback"], result["feedback"]
+
+
+def test_math_step_check_accepts_the_worked_columns_in_any_order_of_terms_and_old_one_line_traces():
+    task = math_task(347, "+", 285)
+    commuted = "5 + 7 = 12, write 2, carry 1\n1 + 4 + 8 = 13, write 3 carry 1\n2 + 3 + 1 = 6, write 6\nAnswer: 632"
+    assert check_math(task, commuted) == {"answer": True, "steps": True, "feedback": None}
+    assert check_math(task, "347 + 285 = 632\nAnswer: 632")["steps"]
+    missing = check_math(task, "7 + 5 = 12, write 2 carry 1\n4 + 8 + 1 = 13, write 3 carry 1\nAnswer: 632")
+    assert not missing["steps"] and missing["feedback"] == "step 3 is missing: '3 + 2 + 1 = 6, write 6'"
+    columns = "7 + 5 = 12, write 2 carry 1\n4 + 8 + 1 = 13, write 3 carry 1\n3 + 2 + 1 = 6, write 6"
+    wrong_result_line = check_math(task, columns + "\n347 + 285 = 633\nAnswer: 632")
+    assert wrong_result_line["feedback"] == "line 4: 347 + 285 = 633 is wrong (it is 632)"
+
+
+def test_math_reference_solutions_pass_every_step_and_slipped_traces_fail_them():
+    rng = random.Random(3)
+    for task in tasks.generate("math", 300, seed=9):
+        assert check_math(task, task.solution) == {"answer": True, "steps": True, "feedback": None}
+        slipped = tasks.corrupt(task, rng).splitlines()
+        lucky = "\n".join([*slipped[:-2], f"{task.meta['a']} {task.meta['op']} {task.meta['b']} = {task.reference}",
+                           f"Answer: {task.reference}"])  # the slip, then the right result copied in
+        result = check_math(task, lucky)
+        assert result["answer"] and not result["steps"] and result["feedback"].startswith("step "), lucky
+
+
 def test_language_check_rejects_a_correct_translation_in_the_wrong_language():
     task = next(t for t in tasks.generate("multilingual", 200, 2, split="all")
                 if t.template == "multilingual.translate" and t.meta["word"] == "cat" and t.meta["lang"] == "French")

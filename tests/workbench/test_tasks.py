@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from workbench.tasks import FAMILIES, Task, corrupt, generate, verify
+from workbench.tasks import FAMILIES, Task, corrupt, generate, math_tasks, verify
 from workbench.tasks.answers import check_answer, extract_answer
 from workbench.tasks.code_tasks import SPECS, fenced, hidden_tests, program, static_check
 from workbench.tasks.multilingual import LEXICON, number_words
@@ -120,10 +120,62 @@ def test_reference_solutions_verify_and_corruptions_fail(family):
         assert not wrong.correct and 0.0 <= wrong.closeness < 1.0, task
 
 
-def test_math_solutions_show_a_reasoning_line():
-    task = generate("math", 1, seed=2, canonical_only=True)[0]
-    a, op, b = task.meta["a"], task.meta["op"], task.meta["b"]
-    assert task.solution == f"{a} {op} {b} = {task.reference}\nAnswer: {task.reference}"
+def worked_lines(a: int, op: str, b: int) -> list[str]:
+    """Column arithmetic written out by hand, from place values (a // 10**i % 10), not from digit strings."""
+    places = len(str(a)) if op == "*" else max(len(str(a)), len(str(b)))
+    lines, carry = [], 0
+    for i in range(places):
+        top, last = a // 10**i % 10, i == places - 1
+        if op == "*":
+            value = top * b + carry
+            expr = f"{top} * {b}" + (f" + {carry}" if carry else "")
+            nxt = value // 10
+        elif op == "+":
+            bottom = b // 10**i % 10
+            value = top + bottom + carry
+            expr = f"{top} + {bottom}" + (f" + {carry}" if carry else "")
+            nxt = value // 10
+        else:
+            bottom = b // 10**i % 10
+            nxt = int(top < bottom + carry) if not last else 0
+            value = top + 10 * nxt - carry - bottom
+            expr = f"{top + 10 * nxt}" + (f" - {carry}" if carry else "") + f" - {bottom}"
+        word = "borrow" if op == "-" else "carry"
+        if last:
+            lines.append(f"{expr} = {value}, write {value}")
+        else:
+            lines.append(f"{expr} = {value}, write {value % 10}" + (f" {word} {nxt}" if nxt else ""))
+        carry = nxt
+    result = {"+": a + b, "-": a - b, "*": a * b}[op]
+    return [*lines, f"{a} {op} {b} = {result}", f"Answer: {result}"]
+
+
+def test_math_solutions_work_digit_by_digit_with_carries_and_borrows():
+    for a, op, b, lines in [
+            (347, "+", 285, ["7 + 5 = 12, write 2 carry 1", "4 + 8 + 1 = 13, write 3 carry 1", "3 + 2 + 1 = 6, write 6",
+                             "347 + 285 = 632", "Answer: 632"]),
+            (999, "+", 1, ["9 + 1 = 10, write 0 carry 1", "9 + 0 + 1 = 10, write 0 carry 1",
+                           "9 + 0 + 1 = 10, write 10", "999 + 1 = 1000", "Answer: 1000"]),
+            (700, "-", 5, ["10 - 5 = 5, write 5 borrow 1", "10 - 1 - 0 = 9, write 9 borrow 1", "7 - 1 - 0 = 6, write 6",
+                           "700 - 5 = 695", "Answer: 695"]),
+            (37, "*", 6, ["7 * 6 = 42, write 2 carry 4", "3 * 6 + 4 = 22, write 22", "37 * 6 = 222", "Answer: 222"])]:
+        assert math_tasks.solution(a, op, b).splitlines() == lines == worked_lines(a, op, b)
+
+
+def test_every_math_solution_is_the_hand_worked_one():
+    for task in generate("math", 400, seed=2, split="all"):
+        a, op, b = task.meta["a"], task.meta["op"], task.meta["b"]
+        assert task.solution.splitlines() == worked_lines(a, op, b), task.prompt
+
+
+def test_math_corruptions_are_worked_traces_with_one_slip():
+    rng = random.Random(4)
+    for task in generate("math", 200, seed=6):
+        wrong = corrupt(task, rng).splitlines()
+        right = worked_lines(task.meta["a"], task.meta["op"], task.meta["b"])
+        assert len(wrong) == len(right) and wrong[-1] != right[-1], task.prompt
+        first = next(i for i, (w, r) in enumerate(zip(wrong, right)) if w != r)
+        assert first < len(right) - 2, (wrong, right)  # the slip is in a column step, the rest follows from it
 
 
 def test_code_reference_solutions_pass_and_every_planted_bug_fails():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from workbench.tasks import Task
 from workbench.tasks.answers import answer_line
@@ -38,9 +39,85 @@ def apply(op: str, a: int, b: int) -> int:
     return {"+": a + b, "-": a - b, "*": a * b}[op]
 
 
-def solution(a: int, op: str, b: int, result: int) -> str:
-    """One reasoning line and the answer line."""
-    return f"{a} {op} {b} = {result}\n{answer_line(result)}"
+@dataclass(frozen=True)
+class Column:
+    """One step of column arithmetic: ``terms`` combined by ``op`` gives ``value``; ``write`` is put down, ``carry`` moves on.
+
+    Addition: digit + digit (+ carry in). Subtraction: top digit (+10 when borrowing) - borrow in - bottom digit.
+    Multiplication: digit * multiplier (+ carry in). The last column writes its whole value.
+    """
+
+    op: str
+    terms: tuple[int, ...]
+    value: int
+    write: int
+    carry: int  # carry (borrow) to the next column; 0 on the last column
+
+    def line(self) -> str:
+        """The step line, e.g. ``4 + 8 + 1 = 13, write 3 carry 1`` or ``12 - 5 = 7, write 7 borrow 1``."""
+        if self.op == "*":
+            expr = f"{self.terms[0]} * {self.terms[1]}" + (f" + {self.terms[2]}" if len(self.terms) > 2 else "")
+        else:
+            expr = f" {self.op} ".join(str(t) for t in self.terms)
+        out = f" {'borrow' if self.op == '-' else 'carry'} {self.carry}" if self.carry else ""
+        return f"{expr} = {self.value}, write {self.write}{out}"
+
+
+def _digits(n: int, width: int) -> list[int]:
+    """The decimal digits of ``n``, least significant first, padded with zeros to ``width``."""
+    return [int(c) for c in str(n).zfill(width)[::-1]]
+
+
+def columns(a: int, op: str, b: int, slip: tuple[int, str] | None = None) -> list[Column]:
+    """The column steps of ``a op b`` (a, b >= 0; a >= b for -; b one digit for *), right to left.
+
+    ``slip`` = (column, kind) plants one mistake people make, carried through the later columns:
+    kind ``off`` gets that column's value wrong by one, ``drop`` forgets the carry (borrow) coming into it.
+    """
+    if a < 0 or b < 0 or (op == "-" and b > a) or (op == "*" and b > 9) or op not in "+-*":
+        raise ValueError(f"no column steps for {a} {op} {b}")
+    if op == "*":
+        tops, bottoms = _digits(a, 1), None
+    else:
+        width = max(len(str(a)), len(str(b)))
+        tops, bottoms = _digits(a, width), _digits(b, width)
+    steps, carry = [], 0
+    for i, top in enumerate(tops):
+        last = i == len(tops) - 1
+        carry_in = 0 if slip == (i, "drop") else carry
+        if op == "+":
+            terms = (top, bottoms[i]) + ((carry_in,) if carry_in else ())
+            value = sum(terms)
+        elif op == "*":
+            terms = (top, b) + ((carry_in,) if carry_in else ())
+            value = top * b + carry_in
+        else:
+            borrow = 1 if top - carry_in - bottoms[i] < 0 and not last else 0
+            terms = (top + 10 * borrow,) + ((carry_in,) if carry_in else ()) + (bottoms[i],)
+            value = terms[0] - carry_in - bottoms[i]
+        if slip == (i, "off"):
+            value += 1 if value % 10 != 9 else -1
+        if last:
+            write, carry = value, 0
+        else:
+            write, carry = value % 10, (borrow if op == "-" else value // 10)
+        steps.append(Column(op, terms, value, write, carry))
+    return steps
+
+
+def column_result(steps: list[Column]) -> int:
+    """The number the written digits make (the last column's whole value in front)."""
+    return int("".join(str(s.write) for s in reversed(steps)))
+
+
+def solution(a: int, op: str, b: int, result: int | None = None, slip: tuple[int, str] | None = None) -> str:
+    """The worked solution: one line per column, the result line, the answer line (TASKS.md, "Answers").
+
+    ``result`` defaults to what the columns give; a ``slip`` gives a wrong trace (:func:`columns`).
+    """
+    steps = columns(a, op, b, slip)
+    result = column_result(steps) if result is None else result
+    return "\n".join([*(s.line() for s in steps), f"{a} {op} {b} = {result}", answer_line(result)])
 
 
 def make(template: str, rng: random.Random, canonical_only: bool = False) -> Task:
@@ -56,13 +133,17 @@ def make(template: str, rng: random.Random, canonical_only: bool = False) -> Tas
 
 
 def corrupt(task: Task, rng: random.Random) -> str:
-    """A wrong worked answer: the result off by a slip of the kind people make (carry, sign, digit)."""
+    """A wrong worked answer: one slip of the kind people make (a column off by one, a forgotten carry or
+    borrow), carried through to the answer."""
     a, b, op, result = task.meta["a"], task.meta["b"], task.meta["op"], int(task.reference)
-    slips = [1, -1, 2, -2, 10, -10, 100]
-    if op == "+":
-        slips.append(a - b - result)  # subtracted instead
-    wrong = result + rng.choice([s for s in slips if s != 0])
-    return solution(a, op, b, wrong)
+    n = len(columns(a, op, b))
+    slips = [(i, "off") for i in range(n)] + [(i, "drop") for i in range(1, n)]
+    rng.shuffle(slips)
+    for slip in slips:
+        wrong = solution(a, op, b, slip=slip)
+        if column_result(columns(a, op, b, slip)) != result:
+            return wrong
+    raise AssertionError(f"no slip changes {a} {op} {b}")  # "off" always changes the result
 
 
 TEMPLATES = {name: make for name in PHRASINGS}
