@@ -9,7 +9,7 @@ longest sample ends). Without ``--policy`` the script therefore first trains a t
 model for ``--train-steps`` on task-world "question -> short answer<|eot_id|>" conversations, so
 samples stop at varied lengths. Then, on the same prompts with K samples each:
 
-1. transformers: ``TransformersBackend`` (left-padded batches, ``num_return_sequences=K``)
+1. transformers: ``TransformersBackend`` (left-padded batches, each prompt repeated K times, one seeded generator per sample)
 2. vLLM n=K:     ``VLLMBackend``, one request per prompt with ``SamplingParams(n=K)``
 3. vLLM copies:  the same engine, each prompt sent K times with ``n=1``
 
