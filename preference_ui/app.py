@@ -13,15 +13,21 @@ behind :class:`preference_ui.security.Guard` (login rate limits, sessions, same-
 
 from __future__ import annotations
 
+import hashlib
 import html
+import shutil
+import tempfile
+from pathlib import Path
 
 import gradio as gr
 from starlette.middleware import Middleware
 
 from preference_ui import render
-from preference_ui.items import prompt_text
+from preference_ui.export import write_export
+from preference_ui.items import ItemError, parse_items, prompt_text, read_items
 from preference_ui.security import SESSION_SECONDS, Guard
 from preference_ui.store import OUTCOME_LABELS, OUTCOMES, Claim, Store, StoreError
+from workbench.config_base import ConfigError
 from workbench.preferences import LEVEL_LABELS, LEVELS
 
 LEVEL_HELP = {
@@ -51,6 +57,25 @@ strength and are kept apart from the preferences the models train on.
 something unsafe); flagging does not skip. **Undo** withdraws your last submission (after you
 confirm) and brings the item back with your answer filled in. You never see other annotators' answers.
 """
+
+def load_guidelines(path: str | Path | None = None) -> str:
+    """The guidelines Markdown (``annotation.guidelines``, or the shipped :data:`GUIDELINES` for None)."""
+    if path is None:
+        return GUIDELINES
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"annotation.guidelines: cannot read {path}: {exc}") from None
+    if not text.strip():
+        raise ConfigError(f"annotation.guidelines: {path} is empty; write the guidelines in Markdown "
+                          "(or set null for the shipped ones)")
+    return text
+
+
+def guidelines_digest(text: str) -> str:
+    """What an account acknowledges: the sha256 of the guidelines text (new text, new acknowledgement)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
 
 SHORTCUTS = """
 | key | action |
@@ -214,8 +239,64 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f'<table class="wb-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
-    """The Blocks app: an annotation tab for everyone and an admin tab for admins."""
+ADMIN_ONLY = "the admin view is for admin accounts only"
+PASTED = "pasted JSONL"
+
+
+def require_admin(store: Store, user: str) -> None:
+    """Refuse (StoreError) anyone but an admin account."""
+    if not store.is_admin(user):
+        raise StoreError(ADMIN_ONLY)
+
+
+def admin_import(store: Store, user: str, text: str | None, path: str | None, overlap) -> str:
+    """Import items pasted as JSONL or from a JSONL file on the server (one of the two); the result line.
+
+    Validated as `workbench annotate import` does: every problem of a line at once, naming the line
+    (``pasted JSONL:3`` or ``PATH:3``); a refused import writes nothing.
+    """
+    require_admin(store, user)
+    text, path = (text or "").strip(), (path or "").strip()
+    if bool(text) == bool(path):
+        raise StoreError("paste items as JSONL or give the path of a JSONL file on the server (one of the two)")
+    if isinstance(overlap, float) and overlap.is_integer():
+        overlap = int(overlap)
+    if path and not Path(path).is_file():
+        raise StoreError(f"{path}: no such file on the server")
+    items = parse_items(text, PASTED) if text else read_items(path)
+    if not items:
+        raise StoreError(f"{path or PASTED}: no items in it")
+    counts = store.import_items(items, overlap=overlap, by=user)
+    return (f"{path or PASTED}: {counts['added']} items added, {counts['existing']} already there "
+            f"(overlap {overlap}).")
+
+
+def admin_export(store: Store, user: str, round_text: str | None) -> str:
+    """Write the export (preference_ui.export) of a round or of every round; the path of its zip file."""
+    require_admin(store, user)
+    round_text = (round_text or "").strip()
+    try:
+        round_ = int(round_text) if round_text else None
+    except ValueError:
+        raise StoreError(f"round {round_text!r}: give a round number, or leave it empty for every round") from None
+    folder = Path(tempfile.mkdtemp(prefix="wb-export-"))
+    name = "annotations_export" if round_ is None else f"annotations_round{round_:02d}"
+    stats = write_export(store, folder / name, round=round_)
+    archive = shutil.make_archive(str(folder / name), "zip", root_dir=folder, base_dir=name)
+    shutil.rmtree(folder / name)
+    store.record(user, "export", round=round_, annotations=stats["annotations"])
+    return archive
+
+
+def build_app(store: Store, title: str = "Preference annotation", guidelines: str | None = None,
+              default_overlap: int = 1) -> gr.Blocks:
+    """The Blocks app: an annotation tab for everyone and an admin tab for admins.
+
+    ``guidelines``: their Markdown (None: the shipped :data:`GUIDELINES`), open at the top of the page
+    until the account confirms it read them (remembered in the store per text).
+    """
+    guidelines_text = guidelines or GUIDELINES
+    digest = guidelines_digest(guidelines_text)
     with gr.Blocks(title=title) as demo:
         with gr.Row(equal_height=True):
             gr.Markdown(f"## {html.escape(title)}")
@@ -226,7 +307,9 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                 next_btn = gr.Button("Get my next item", elem_id="wb-next", visible=False, size="sm")
                 gr.Markdown(SHORTCUT_HINT)
                 with gr.Accordion("Guidelines", open=False, elem_id="wb-guidelines") as guidelines:
-                    gr.Markdown(GUIDELINES)
+                    gr.HTML(render.document(guidelines_text), elem_id="wb-guidelines-text", padding=False)
+                    ack_btn = gr.Button("I have read the guidelines", elem_id="wb-guidelines-ack", size="sm",
+                                        variant="primary", visible=False)
                     gr.Markdown("**Keyboard shortcuts**\n" + SHORTCUTS)
                 item_id = gr.Textbox(label="Item", interactive=False, elem_id="wb-item", max_lines=1)
                 gr.Markdown("**Prompt**")
@@ -291,6 +374,42 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                 admin_skips = gr.HTML(elem_id="wb-admin-skips", padding=False)
                 gr.Markdown("### Disagreements")
                 admin_disagree = gr.HTML(elem_id="wb-admin-disagreements", padding=False)
+                gr.Markdown("### Reopen an item for re-annotation\nIts answers are withdrawn (kept in the audit "
+                            "log and in the export's superseded.jsonl) and it goes back to the pool.")
+                with gr.Row():
+                    reopen_item = gr.Textbox(label="Item id", elem_id="wb-reopen-item", max_lines=1)
+                    reopen_reason = gr.Textbox(label="Reason", elem_id="wb-reopen-reason", max_lines=1, scale=2)
+                reopen_btn = gr.Button("Reopen", elem_id="wb-reopen", size="sm")
+                reopen_msg = gr.HTML(elem_id="wb-reopen-msg", padding=False)
+                gr.Markdown("### Import items\nOne item per line: `{id, prompt, responses: [a, b], models, "
+                            "round, meta}` (as `workbench annotate import`).")
+                import_text = gr.Textbox(label="Items as JSONL", lines=5, max_lines=20, elem_id="wb-import-text")
+                with gr.Row():
+                    import_path = gr.Textbox(label="... or a JSONL file on the server", max_lines=1,
+                                             elem_id="wb-import-path", scale=3)
+                    import_overlap = gr.Number(label="Annotations per item", value=default_overlap, precision=0,
+                                               minimum=1, elem_id="wb-import-overlap")
+                import_btn = gr.Button("Import", elem_id="wb-import", size="sm")
+                import_msg = gr.HTML(elem_id="wb-import-msg", padding=False)
+                gr.Markdown("### Accounts")
+                admin_accounts = gr.HTML(elem_id="wb-admin-accounts", padding=False)
+                with gr.Row():
+                    user_name = gr.Textbox(label="Account name", elem_id="wb-user-name", max_lines=1)
+                    user_password = gr.Textbox(label="Password (at least 8 characters)", type="password",
+                                               elem_id="wb-user-password", max_lines=1)
+                with gr.Row():
+                    user_admin = gr.Checkbox(label="admin", elem_id="wb-user-admin")
+                    user_update = gr.Checkbox(label="reset an existing account", elem_id="wb-user-update")
+                user_btn = gr.Button("Create account", elem_id="wb-user-add", size="sm")
+                user_msg = gr.HTML(elem_id="wb-user-msg", padding=False)
+                gr.Markdown("### Export\nA zip of preferences.jsonl, preferences_trl.jsonl, dataset/, "
+                            "outcomes.jsonl, superseded.jsonl and stats.json.")
+                with gr.Row():
+                    export_round = gr.Textbox(label="Round (empty: every round)", elem_id="wb-export-round",
+                                              max_lines=1)
+                    export_btn = gr.Button("Build the export", elem_id="wb-export", size="sm")
+                export_file = gr.File(label="Download", elem_id="wb-export-file", interactive=False)
+                export_msg = gr.HTML(elem_id="wb-export-msg", padding=False)
 
         errors = [choice_err, level_err, edit_err, skip_err, flag_err]
         field_errors = {"choice": choice_err, "level": level_err, "edit": edit_err, "skip": skip_err,
@@ -344,10 +463,13 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
         def on_load(request: gr.Request):
             user = _user(request)
             admin = store.is_admin(user)
-            p = store.progress(user)
-            first_time = p["submitted"] + p["skipped"] == 0 and store.last_submission(user) is None
+            unread = not store.acknowledged(user, digest)
             return {**view(user, take_new=not admin), admin_tab: gr.Tab(visible=admin),
-                    guidelines: gr.Accordion(open=first_time)}
+                    guidelines: gr.Accordion(open=unread), ack_btn: gr.Button(visible=unread)}
+
+        def on_ack(request: gr.Request):
+            store.acknowledge(_user(request), digest)
+            return {guidelines: gr.Accordion(open=False), ack_btn: gr.Button(visible=False)}
 
         def on_next(request: gr.Request):
             return view(_user(request))
@@ -425,12 +547,57 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
         def on_admin(request: gr.Request):
             user = _user(request)
             if not store.is_admin(user):
-                raise gr.Error("the admin view is for admin accounts only", print_exception=False)
+                raise gr.Error(ADMIN_ONLY, print_exception=False)
             return admin_view()
+
+        def admin_action(box, call) -> dict:
+            """Run an admin action: its result line in ``box`` and the admin view refreshed, or its refusal."""
+            try:
+                message = call()
+            except (StoreError, ItemError) as exc:
+                return {box: _msg(html.escape(str(exc)), "error")}
+            return {**admin_view(), box: _msg(html.escape(message), "ok")}
+
+        def on_reopen(item: str, reason: str, request: gr.Request):
+            user = _user(request)
+
+            def call():
+                require_admin(store, user)
+                ids = store.reopen(user, (item or "").strip(), reason)
+                return f"Reopened item {item.strip()}: {len(ids)} answers superseded; it is open again."
+            return admin_action(reopen_msg, call)
+
+        def on_import(text: str, path: str, overlap, request: gr.Request):
+            user = _user(request)
+            return admin_action(import_msg, lambda: admin_import(store, user, text, path, overlap))
+
+        def on_add_user(name: str, password: str, is_admin: bool, update: bool, request: gr.Request):
+            user = _user(request)
+
+            def call():
+                store.add_user_by_admin(user, (name or "").strip(), password or "", admin_account=bool(is_admin),
+                                        update=bool(update))
+                return (f"{'Reset' if update else 'Created'} {'admin ' if is_admin else ''}account "
+                        f"{name.strip()}.")
+            out = admin_action(user_msg, call)
+            return {**out, user_password: ""} if user_msg in out and "wb-ok" in out[user_msg] else out
+
+        def on_export(round_text: str, request: gr.Request):
+            user = _user(request)
+            try:
+                archive = admin_export(store, user, round_text)
+            except StoreError as exc:
+                return {export_msg: _msg(html.escape(str(exc)), "error"), export_file: None}
+            return {export_file: archive, export_msg: _msg(f"Built {html.escape(Path(archive).name)}.", "ok")}
 
         def admin_view() -> dict:
             stats = store.stats()
             alpha = stats["agreement"]["alpha"]
+
+            def fmt(agreement: dict) -> str:
+                value = "n/a" if agreement["alpha"] is None else f"{agreement['alpha']:.3f}"
+                return f"{value} ({agreement['items']})"
+
             summary = (f"<p><b>{stats['annotations']}</b> annotations of {stats['annotations_needed']} needed · "
                        f"<b>{stats['items_complete']}</b> / {stats['items']} items complete · "
                        f"{stats['edited']} edited · {stats['skipped']} skipped · {stats['flags']} flags · "
@@ -439,14 +606,16 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                        + "</p><p>Krippendorff's alpha (signed ordinal, "
                        f"{stats['agreement']['items']} overlapping items): "
                        f"<b>{'n/a' if alpha is None else f'{alpha:.3f}'}</b></p>")
-            def alpha(round_: int) -> str:
-                agreement = store.agreement(round_)
-                value = "n/a" if agreement["alpha"] is None else f"{agreement['alpha']:.3f}"
-                return f"{value} ({agreement['items']})"
-
+            by_level = {r: store.agreement_by_level(r) for r in store.item_status()}
             per_round = _table(
-                ["round", "not started", "in progress", "complete", "Krippendorff's alpha (overlapping items)"],
-                [[r, c["open"], c["in_progress"], c["complete"], alpha(r)] for r, c in store.item_status().items()])
+                ["round", "not started", "in progress", "complete", "Krippendorff's alpha (overlapping items)",
+                 *(f"alpha at ≥ {LEVEL_LABELS[level]}" for level in LEVELS)],
+                [[r, c["open"], c["in_progress"], c["complete"], fmt(store.agreement(r)),
+                  *(fmt(by_level[r][level]) for level in LEVELS)] for r, c in store.item_status().items()])
+            per_round += ("<p>Alpha at ≥ a level: agreement on which response wins by at least that level "
+                          "(a weaker preference or a tie counts as neither), i.e. on the pairs training would "
+                          "keep with that level as its threshold; at ≥ marginally better it is agreement on "
+                          "the direction alone. Both bad and cannot judge are left out.</p>")
             annotators = _table(
                 ["annotator", "submitted", "skipped", "flagged items", "median s / answer", "agrees with others",
                  "overlapping answers"],
@@ -467,16 +636,19 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
                               f'{render.conversation(d["prompt"])}'
                               f'{_table(["a", "b"], [[("html", _response(d["response_a"])), ("html", _response(d["response_b"]))]])}'
                               f"{answers}</div>")
+            accounts = _table(["account", "admin", "live annotations"],
+                              [[u["name"], "admin" if u["admin"] else "", u["annotations"]] for u in store.users()])
             return {admin_summary: summary + per_round, admin_annotators: annotators, admin_flags: flags, admin_skips: skips,
-                    admin_disagree: "".join(blocks) or "<p>No disagreements.</p>"}
+                    admin_disagree: "".join(blocks) or "<p>No disagreements.</p>", admin_accounts: accounts}
 
         view_outputs = [item_id, prompt, left, right, diff, edit_diff, choice, level, editor, editor_side,
                         skip_reason, flag_reason, progress, status, next_btn, undo_box, *errors]
-        admin_outputs = [admin_summary, admin_annotators, admin_flags, admin_skips, admin_disagree]
+        admin_outputs = [admin_summary, admin_annotators, admin_flags, admin_skips, admin_disagree, admin_accounts]
         draft_inputs = [item_id, choice, level, editor]
         quiet = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
 
-        demo.load(on_load, None, view_outputs + [admin_tab, guidelines], **quiet)
+        demo.load(on_load, None, view_outputs + [admin_tab, guidelines, ack_btn], **quiet)
+        ack_btn.click(on_ack, None, [guidelines, ack_btn], **quiet)
         next_btn.click(on_next, None, view_outputs, **quiet).then(None, js=AFTER_VIEW_JS)
         change_outputs = [level_err, edit_err, edit_diff, status, next_btn]
         choice.input(on_choose, [item_id, editor_side, choice, level, editor],
@@ -496,6 +668,13 @@ def build_app(store: Store, title: str = "Preference annotation") -> gr.Blocks:
         undo_no.click(lambda: gr.Column(visible=False), None, undo_box, **quiet)
         refresh.click(on_admin, None, admin_outputs, **quiet)
         admin_tab.select(on_admin, None, admin_outputs, **quiet)
+        reopen_btn.click(on_reopen, [reopen_item, reopen_reason], admin_outputs + [reopen_msg], api_name="admin_page_reopen",
+                         **quiet)
+        import_btn.click(on_import, [import_text, import_path, import_overlap], admin_outputs + [import_msg],
+                         api_name="admin_page_import", **quiet)
+        user_btn.click(on_add_user, [user_name, user_password, user_admin, user_update],
+                       admin_outputs + [user_msg, user_password], api_name="admin_page_add_user", **quiet)
+        export_btn.click(on_export, [export_round], [export_file, export_msg], api_name="admin_page_export", **quiet)
         _api(store)
     return demo
 
@@ -551,21 +730,50 @@ def _api(store: Store) -> None:
         """Admins only: (summary line, statistics)."""
         user = _user(request)
         if not store.is_admin(user):
-            raise gr.Error("the admin view is for admin accounts only", print_exception=False)
+            raise gr.Error(ADMIN_ONLY, print_exception=False)
         stats = store.stats()
         alpha = stats["agreement"]["alpha"]
         return (f"{stats['annotations']} annotations · Krippendorff's alpha "
                 f"{'n/a' if alpha is None else f'{alpha:.3f}'}"), stats
 
-    for fn in (current, submit, skip, flag, undo, admin_stats):
+    def admin_import_items(jsonl: str, overlap: int, request: gr.Request) -> str:
+        """Admins only: import items given as JSONL text with ``overlap`` annotations each; the result line."""
+        user = _user(request)
+        try:
+            return admin_import(store, user, jsonl, None, overlap)
+        except (StoreError, ItemError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+
+    def admin_add_user(name: str, password: str, admin: bool, update: bool, request: gr.Request) -> str:
+        """Admins only: create an account (``update``: reset an existing one's password and admin flag)."""
+        user = _user(request)
+        raising(lambda: store.add_user_by_admin(user, name, password, admin_account=bool(admin), update=bool(update)))
+        return f"{'reset' if update else 'created'} account {name}"
+
+    def admin_reopen(item_id: str, reason: str, request: gr.Request) -> list[int]:
+        """Admins only: reopen an item for re-annotation; the ids of the answers it superseded."""
+        user = _user(request)
+        return raising(lambda: (require_admin(store, user), store.reopen(user, item_id, reason))[1])
+
+    def admin_export_stats(round: int | None, request: gr.Request) -> dict:
+        """Admins only: the export's statistics (stats.json) of a round (None: every round)."""
+        user = _user(request)
+        return raising(lambda: (require_admin(store, user), store.stats(round))[1])
+
+    for fn in (current, submit, skip, flag, undo, admin_stats, admin_import_items, admin_add_user, admin_reopen,
+               admin_export_stats):
         gr.api(fn, api_name=fn.__name__, queue=False)
 
 
 def launch(store: Store, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 8,
            prevent_thread_lock: bool = False, quiet: bool = False,
-           session_seconds: float = SESSION_SECONDS) -> gr.Blocks:
-    """Serve the app with the store's password check as the login, behind :class:`security.Guard`."""
-    demo = build_app(store)
+           session_seconds: float = SESSION_SECONDS, guidelines: str | None = None,
+           default_overlap: int = 1) -> gr.Blocks:
+    """Serve the app with the store's password check as the login, behind :class:`security.Guard`.
+
+    ``guidelines``: the Markdown text shown at first login (None: the shipped one; see :func:`load_guidelines`).
+    """
+    demo = build_app(store, guidelines=guidelines, default_overlap=default_overlap)
     demo.queue(default_concurrency_limit=concurrency)
     guard = Middleware(Guard, store=store, session_seconds=session_seconds)
     demo.launch(server_name=host, server_port=port, auth=store.verify_user,

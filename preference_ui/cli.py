@@ -72,15 +72,17 @@ def _open(args):
 
 
 def _serve(args) -> int:
-    from preference_ui.app import launch
+    from preference_ui.app import launch, load_guidelines
 
     cfg, store = _open(args)
+    guidelines = load_guidelines(cfg.annotation.guidelines)
     if not store.users():
         print(f"no accounts in {store.path} yet; add one with: workbench annotate users add NAME --admin",
               file=sys.stderr)
     host, port = args.host or cfg.annotation.host, args.port if args.port is not None else cfg.annotation.port
     print(f"serving {store.path} on http://{host}:{port}", flush=True)
-    launch(store, host=host, port=port, concurrency=cfg.annotation.concurrency)
+    launch(store, host=host, port=port, concurrency=cfg.annotation.concurrency, guidelines=guidelines,
+           default_overlap=cfg.annotation.overlap)
     return 0
 
 

@@ -61,6 +61,8 @@ class AnnotationConfig:
     host: str = field("127.0.0.1", "address `workbench annotate serve` listens on (0.0.0.0 for a network)")
     port: int = field(7860, "port `workbench annotate serve` listens on")
     concurrency: int = field(8, "requests the app handles at once (Gradio queue concurrency)")
+    guidelines: str | None = field(None, "Markdown file of the annotation guidelines, shown to each account at its "
+                                         "first login until it confirms reading them (null: the shipped guidelines)")
     judge: JudgeConfig = field(JudgeConfig(), "judge mode: the judge model, its rubric and how it is asked")
 
     def validate(self) -> None:

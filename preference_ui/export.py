@@ -9,6 +9,8 @@
     dataset/            the same records, datasets.Dataset.save_to_disk
     outcomes.jsonl      ties, both bad and cannot judge (not preferences: reward model and DPO never
                         read this file)
+    superseded.jsonl    answers withdrawn when an admin reopened their item (history only: not
+                        preferences, never trained on)
     stats.json          counts per level and outcome, edits, skips and flags with their reasons,
                         per annotator, agreement (alpha)
 """
@@ -28,6 +30,7 @@ JSONL_NAME = "preferences.jsonl"
 TRL_NAME = "preferences_trl.jsonl"
 DATASET_NAME = "dataset"
 OUTCOMES_NAME = "outcomes.jsonl"
+SUPERSEDED_NAME = "superseded.jsonl"
 STATS_NAME = "stats.json"
 
 
@@ -40,6 +43,7 @@ def write_export(store: Store, out_dir: str | Path, round: int | None = None) ->
     write_rows(trl_preference_rows(records), out_dir / TRL_NAME)
     atomic_write_text(out_dir / OUTCOMES_NAME, "".join(json.dumps(o, ensure_ascii=False) + "\n"
                                                         for o in store.export_outcomes(round=round)))
+    write_rows(store.export_superseded(round=round), out_dir / SUPERSEDED_NAME)
     with atomic_dir(out_dir / DATASET_NAME) as tmp:
         to_dataset(records).save_to_disk(str(tmp))
     atomic_write_json(out_dir / STATS_NAME, stats)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.jsonl import iter_jsonl_numbered, round_and_meta_problems, shown
+from workbench.jsonl import iter_jsonl_numbered, parse_line, round_and_meta_problems, shown
 
 MAX_TEXT_CHARS = 200_000
 
@@ -101,10 +101,23 @@ def validate_item(data: Any, where: str) -> Item:
 
 def read_items(path: str | Path) -> list[Item]:
     """Read and validate an item JSONL file; errors name the file and line."""
+    return _validated(iter_jsonl_numbered(path), str(path))
+
+
+def parse_items(text: str, source: str) -> list[Item]:
+    """Validate item JSONL given as text (the admin page's paste box); errors name ``source`` and the line."""
+    def numbered():
+        for lineno, raw in enumerate(text.encode("utf-8").splitlines(), 1):
+            if raw.strip():
+                yield lineno, parse_line(raw, f"{source}:{lineno}", first=lineno == 1)
+    return _validated(numbered(), source)
+
+
+def _validated(numbered, source: str) -> list[Item]:
     items, seen = [], set()
     try:
-        for lineno, data in iter_jsonl_numbered(path):
-            where = f"{path}:{lineno}"
+        for lineno, data in numbered:
+            where = f"{source}:{lineno}"
             item = validate_item(data, where)
             if item.id in seen:
                 raise ItemError(f"{where}: duplicate item id {item.id!r}")

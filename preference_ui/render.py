@@ -32,15 +32,25 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
     return f'<pre class="wb-code"><code>{body}</code></pre>'
 
 
-_MD = MarkdownIt("commonmark", {"html": False, "breaks": True, "highlight": _highlight}).enable("table").disable("image")
-_MD.add_render_rule("link_open", lambda self, tokens, idx, options, env: (
-    tokens[idx].attrSet("target", "_blank") or tokens[idx].attrSet("rel", "noopener noreferrer nofollow")
-    or self.renderToken(tokens, idx, options, env)))
+def _parser(breaks: bool) -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "breaks": breaks, "highlight": _highlight}).enable("table")
+    md.disable("image").add_render_rule("link_open", lambda self, tokens, idx, options, env: (
+        tokens[idx].attrSet("target", "_blank") or tokens[idx].attrSet("rel", "noopener noreferrer nofollow")
+        or self.renderToken(tokens, idx, options, env)))
+    return md
+
+
+_MD, _DOC = _parser(breaks=True), _parser(breaks=False)
 
 
 def markdown(text: str) -> str:
     """One text as sanitised HTML in a ``wb-md`` block."""
     return f'<div class="wb-md">{_MD.render(text)}</div>'
+
+
+def document(text: str) -> str:
+    """A Markdown document (the guidelines) as sanitised HTML: as :func:`markdown`, but a newline joins lines."""
+    return f'<div class="wb-md wb-doc">{_DOC.render(text)}</div>'
 
 
 def conversation(messages: list[dict]) -> str:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from preference_ui.agreement import krippendorff_alpha, signed_score
+from preference_ui.agreement import krippendorff_alpha, level_score, signed_score
 from preference_ui.items import Item
 from workbench.preferences import LEVEL_LABELS, LEVELS, Preference
 
@@ -103,6 +103,16 @@ CREATE TABLE IF NOT EXISTS drafts (              -- an answer in progress, resto
     data TEXT NOT NULL,                          -- JSON {choice, level, edits: {A: text, B: text}}
     updated_at REAL NOT NULL,
     PRIMARY KEY (item_id, user));
+CREATE TABLE IF NOT EXISTS superseded (          -- annotations withdrawn by an admin's reopen of their item
+    annotation_id INTEGER PRIMARY KEY,            -- annotations.id
+    reopened_by TEXT NOT NULL REFERENCES users(name),
+    reason TEXT NOT NULL,
+    reopened_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS guideline_acks (      -- who confirmed reading which guidelines text
+    user TEXT NOT NULL REFERENCES users(name),
+    digest TEXT NOT NULL,                        -- sha256 of the guidelines text
+    acknowledged_at REAL NOT NULL,
+    PRIMARY KEY (user, digest));
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts REAL NOT NULL,
@@ -274,8 +284,12 @@ class Store:
                      (self.clock(), user, action, item_id, json.dumps(detail, ensure_ascii=False)))
 
     # users
-    def add_user(self, name: str, password: str, admin: bool = False, update: bool = False) -> None:
-        """Create an annotator account (``update=True`` resets the password and admin flag of an existing one)."""
+    def add_user(self, name: str, password: str, admin: bool = False, update: bool = False,
+                 by: str | None = None) -> None:
+        """Create an annotator account (``update=True`` resets the password and admin flag of an existing one).
+
+        ``by``: the admin who did it from the admin page (recorded in the audit log).
+        """
         if not USERNAME_RE.match(name or ""):
             raise ValidationError(f"user name {name!r}: use 1-64 letters, digits or _ . @ -")
         if not isinstance(password, str) or len(password) < MIN_PASSWORD_CHARS:
@@ -289,7 +303,8 @@ class Store:
                 conn.execute("UPDATE users SET password = ?, is_admin = ? WHERE name = ?", (hashed, int(admin), name))
             else:
                 conn.execute("INSERT INTO users VALUES (?, ?, ?, ?)", (name, hashed, int(admin), self.clock()))
-            self._audit(conn, name, "update_user" if exists else "add_user", admin=admin)
+            self._audit(conn, name, "update_user" if exists else "add_user", admin=admin,
+                        **({"by": by} if by else {}))
 
     def ensure_user(self, name: str, admin: bool = False) -> None:
         """Create ``name`` with a random, unknown password unless it exists (service accounts)."""
@@ -330,11 +345,11 @@ class Store:
                  "annotations": r["n"]} for r in rows]
 
     # items
-    def import_items(self, items: Iterable[Item], overlap: int = 1) -> dict:
+    def import_items(self, items: Iterable[Item], overlap: int = 1, by: str | None = None) -> dict:
         """Add items needing ``overlap`` annotations each: {"added": n, "existing": n}.
 
         Re-importing an identical item is a no-op; an existing id with different content is an error
-        and nothing is written.
+        and nothing is written. ``by``: the admin who imported them from the admin page (audit log).
         """
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 1:
             raise ValidationError(f"overlap {overlap!r}: must be an integer >= 1")
@@ -356,7 +371,7 @@ class Store:
                     (item.id, prompt, item.response_a, item.response_b, item.model_a, item.model_b,
                      item.round, overlap, json.dumps(item.meta, ensure_ascii=False), self.clock()))
                 added += 1
-            self._audit(conn, None, "import", added=added, existing=existing, overlap=overlap)
+            self._audit(conn, by, "import", added=added, existing=existing, overlap=overlap)
         return {"added": added, "existing": existing}
 
     def get_item(self, item_id: str) -> Item:
@@ -545,6 +560,72 @@ class Store:
             self._audit(conn, user, "undo", last["item_id"], annotation=last["id"])
             return last["item_id"]
 
+    # admin actions
+    def _require_admin(self, admin: str, what: str) -> None:
+        if not self.is_admin(admin):
+            raise StoreError(f"{what} is for admin accounts only; {admin!r} is not an admin")
+
+    def reopen(self, admin: str, item_id: str, reason: str) -> list[int]:
+        """An admin sends a completed or answered item back for re-annotation; returns the superseded annotation ids.
+
+        Its live answers are withdrawn (``undone_at`` set) and recorded in ``superseded`` with the admin
+        and the reason, so they leave training data and agreement but stay in the audit log and in the
+        export's ``superseded.jsonl``. The annotators who answered it may be handed it again; those who
+        skipped it are not, and a claim someone holds on it stays valid.
+        """
+        self._require_admin(admin, "reopening an item")
+        reason = _reason(reason, "reopen")
+        now = self.clock()
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone() is None:
+                raise ValidationError(f"item {item_id!r} does not exist", field="reopen")
+            live = [r["id"] for r in conn.execute("SELECT id FROM annotations WHERE item_id = ? AND undone_at IS NULL "
+                                                  "ORDER BY id", (item_id,)).fetchall()]
+            if not live:
+                raise ValidationError(f"item {item_id!r} has no answers: it is open already", field="reopen")
+            for annotation in live:
+                conn.execute("UPDATE annotations SET undone_at = ? WHERE id = ?", (now, annotation))
+                conn.execute("INSERT INTO superseded VALUES (?, ?, ?, ?)", (annotation, admin, reason, now))
+            conn.execute("DELETE FROM assignments WHERE item_id = ? AND status = 'submitted'", (item_id,))
+            conn.execute("UPDATE items SET n_done = 0 WHERE id = ?", (item_id,))
+            self._audit(conn, admin, "reopen", item_id, annotations=live, reason=reason)
+            return live
+
+    def export_superseded(self, round: int | None = None) -> list[dict]:
+        """Every answer an admin's reopen withdrew: the answer, who gave it, who reopened it and why."""
+        rows = self._conn().execute(
+            "SELECT a.*, s.reopened_by, s.reason, s.reopened_at, i.round FROM superseded s "
+            "JOIN annotations a ON a.id = s.annotation_id JOIN items i ON i.id = a.item_id "
+            "WHERE ? IS NULL OR i.round = ? ORDER BY s.annotation_id", (round, round)).fetchall()
+        return [{"id": f"{r['item_id']}:{r['user']}:{r['id']}", "item_id": r["item_id"], "annotator": r["user"],
+                 "round": r["round"], "choice": r["choice"], "winner": r["winner"], "level": r["level"],
+                 "edited": r["edited"], "answered_at": r["created_at"], "reopened_by": r["reopened_by"],
+                 "reopen_reason": r["reason"], "reopened_at": r["reopened_at"]} for r in rows]
+
+    def add_user_by_admin(self, admin: str, name: str, password: str, admin_account: bool = False,
+                          update: bool = False) -> None:
+        """:meth:`add_user` on an admin's behalf (the admin page); the audit log names the admin."""
+        self._require_admin(admin, "creating accounts")
+        self.add_user(name, password, admin=admin_account, update=update, by=admin)
+
+    def record(self, user: str, action: str, **detail: Any) -> None:
+        """Append an action done outside the store (an admin's export) to the audit log."""
+        with self._tx() as conn:
+            self._audit(conn, user, action, **detail)
+
+    # guidelines
+    def acknowledged(self, user: str, digest: str) -> bool:
+        """True when ``user`` confirmed reading the guidelines whose text has this digest."""
+        return self._conn().execute("SELECT 1 FROM guideline_acks WHERE user = ? AND digest = ?",
+                                    (user, digest)).fetchone() is not None
+
+    def acknowledge(self, user: str, digest: str) -> None:
+        """Remember that ``user`` read the guidelines with this digest."""
+        self._require_user(user)
+        with self._tx() as conn:
+            conn.execute("INSERT OR IGNORE INTO guideline_acks VALUES (?, ?, ?)", (user, digest, self.clock()))
+            self._audit(conn, user, "read_guidelines", digest=digest)
+
     # drafts
     def _write_draft(self, conn: sqlite3.Connection, user: str, item_id: str, draft: dict, now: float) -> None:
         conn.execute("INSERT INTO drafts VALUES (?, ?, ?, ?) ON CONFLICT (item_id, user) DO UPDATE SET "
@@ -691,6 +772,14 @@ class Store:
                                    0 if r["choice"] == "tie" else signed_score(r["winner"], r["level"]))
                                   for r in self._live_annotations(round) if r["winner"] or r["choice"] == "tie")
 
+    def agreement_by_level(self, round: int | None = None) -> dict[str, dict]:
+        """Per level: alpha on the three-value scale "a / b wins by at least this level, or neither"
+        (preference_ui.agreement.level_score), over the same judgements as :meth:`agreement`."""
+        scores = [(r["item_id"], r["user"], 0 if r["choice"] == "tie" else signed_score(r["winner"], r["level"]))
+                  for r in self._live_annotations(round) if r["winner"] or r["choice"] == "tie"]
+        return {level: krippendorff_alpha(((i, u, level_score(s, level)) for i, u, s in scores), domain=(-1, 0, 1))
+                for level in LEVELS}
+
     def stats(self, round: int | None = None) -> dict:
         """Counts per level, edits, skips, flags, per annotator, completion and agreement."""
         rows = self._live_annotations(round)
@@ -701,7 +790,10 @@ class Store:
         flags = conn.execute(f"SELECT COUNT(DISTINCT f.item_id || char(0) || f.user) FROM flags f "
                              f"JOIN items i ON i.id = f.item_id WHERE {scope}", (round, round)).fetchone()[0]
         undone = conn.execute(f"SELECT COUNT(*) FROM annotations a JOIN items i ON i.id = a.item_id "
-                              f"WHERE a.undone_at IS NOT NULL AND {scope}", (round, round)).fetchone()[0]
+                              f"WHERE a.undone_at IS NOT NULL AND {scope} AND a.id NOT IN "
+                              f"(SELECT annotation_id FROM superseded)", (round, round)).fetchone()[0]
+        superseded = conn.execute(f"SELECT COUNT(*) FROM superseded s JOIN annotations a ON a.id = s.annotation_id "
+                                  f"JOIN items i ON i.id = a.item_id WHERE {scope}", (round, round)).fetchone()[0]
         per_user: dict[str, int] = {}
         for r in rows:
             per_user[r["user"]] = per_user.get(r["user"], 0) + 1
@@ -718,10 +810,12 @@ class Store:
             "skipped": skipped,
             "flags": flags,
             "undone": undone,
+            "superseded": superseded,
             "annotators": per_user,
             "skip_reasons": [{k: s[k] for k in ("item_id", "user", "reason")} for s in self.skips(round)],
             "flag_reasons": [{k: f[k] for k in ("item_id", "user", "reason")} for f in self.flags(round)],
             "agreement": self.agreement(round),
+            "agreement_by_level": self.agreement_by_level(round),
         }
 
     def audit_log(self, user: str | None = None) -> list[dict]:
