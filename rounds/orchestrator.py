@@ -32,6 +32,10 @@ class Orchestrator:
     def prepare(self) -> None:
         """Data, tokenizer, base model (pretrained, or the user's adopted) and the bootstrap policy; then experts."""
         own_model = self.cfg.model.path is not None
+        if own_model and not self.run.is_done("base"):
+            from workbench.modeling import check_causal_lm
+
+            check_causal_lm(self.cfg.model.path, tokenizer_dir=self.cfg.tokenizer.path)  # before any stage runs
         for stage in (tokenizer, base) if own_model else (data, tokenizer, pretrain):
             run_stage(stage.STAGE, self.cfg, self.run, log=log)
         run_stage(bootstrap.STAGE, self.cfg, self.run, log=log)

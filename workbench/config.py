@@ -18,7 +18,7 @@ class TokenizerConfig:
 
     vocab_size: int = field(2048, "vocabulary size including the special tokens")
     min_frequency: int = field(2, "a merge needs a pair seen at least this often")
-    path: str | None = field(None, "use this HF tokenizer instead of training one (needs the Llama 3 special tokens)")
+    path: str | None = field(None, "use this HF tokenizer instead of training one (any tokenizer with a chat template)")
 
     def validate(self) -> None:
         """Check ranges."""
@@ -33,7 +33,7 @@ class ModelConfig:
     size: str = field("tiny", "named size: tiny (~1M), small (~5M), base (~13M), 125m, 1b, 8b")
     rope_theta: float = field(500000.0, "RoPE base frequency (Llama 3: 500000)")
     tie_word_embeddings: bool = field(True, "share input and output embeddings")
-    path: str | None = field(None, "start from this HF causal LM instead of pretraining one")
+    path: str | None = field(None, "start from this HF causal LM instead of pretraining one (Llama, Qwen2/3, Mistral, Gemma, Phi-3: any architecture with a sequence-classification class for the reward model)")
 
     def validate(self) -> None:
         """Check the size name."""

@@ -14,9 +14,12 @@ def inputs(ctx: StageContext) -> dict:
 
 
 def run(ctx: StageContext) -> Result:
-    """Copy the model into ``base/``."""
+    """Check the model can serve the recipe (naming every problem), then copy it into ``base/``."""
+    from workbench.modeling import check_causal_lm
+
+    architecture = check_causal_lm(ctx.cfg.model.path, tokenizer_dir=ctx.cfg.tokenizer.path)
     shutil.copytree(ctx.cfg.model.path, ctx.out, dirs_exist_ok=True)
-    return Result({}, {"model": ctx.out})
+    return Result({}, {"model": ctx.out}, {"architecture": architecture})
 
 
 STAGE = Stage("base", "model", inputs, run, folder=lambda run, n: run.base)

@@ -50,6 +50,7 @@ def test_round_one_finishes_on_a_chatml_model_with_the_users_data(byo_run):
         assert read_manifest(round_1 / stage)["status"] == "done", stage
     policy = json.loads((round_1 / "policy" / "config.json").read_text())
     assert policy["architectures"] == ["Qwen2ForCausalLM"]  # the user's architecture all the way through
+    assert read_manifest(run / "base")["architecture"] == "Qwen2ForCausalLM"
     from transformers import AutoTokenizer
 
     template = AutoTokenizer.from_pretrained(round_1 / "policy").chat_template
@@ -107,3 +108,17 @@ def test_the_report_shows_the_reward_suite_and_no_empty_task_columns(byo_run):
     table = (run / "report" / "index.md").read_text()
     assert "policy reward (eval prompts)" in table and "win rate vs previous" in table
     assert "policy task acc" not in table  # task_world is not among this config's eval.suites
+
+
+def test_a_folder_that_is_not_a_model_is_refused_before_any_stage_runs(tmp_path):
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2"}))  # no weights, no tokenizer
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "rounds.main", "rounds", "run", "--config",
+                           str(ROOT / "configs" / "byo.yaml"), "--run-dir", str(run), "--set", f"model.path={folder}",
+                           "--set", f"tokenizer.path={folder}", "--set", f"annotation.judge.model={folder}",
+                           "--set", "tracking.backend=none"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2  # a bad input, as for every command
+    assert f"{folder}: no weights (*.safetensors or *.bin)" in proc.stderr
+    assert not (run / "base").exists() and not (run / "tokenizer").exists()
