@@ -112,3 +112,50 @@ def test_users_add_takes_the_password_from_a_file_or_the_environment_never_argv(
     monkeypatch.delenv("ANN_PW")
     assert main(["annotate", "users", "add", "dan", "--password-env", "ANN_PW", "--db", db]) == 2
     assert "ANN_PW is not set" in capsys.readouterr().err and not store.has_user("dan")
+
+
+ITEM = '{"id": "new1", "prompt": "What is 9 + 1?", "responses": ["10", "11"]}'
+# every admin endpoint with arguments that an admin's call would carry out
+ADMIN_CALLS = {
+    "admin_import_items": [ITEM, 1],
+    "admin_add_user": ["mallory", "mallory-password", True, False],
+    "admin_reopen": ["it000", "to check the refusal"],
+    "admin_export_stats": [None],
+    "admin_page_import": [ITEM, "", 1],
+    "admin_page_add_user": ["mallory", "mallory-password", True, False],
+    "admin_page_reopen": ["it000", "to check the refusal"],
+    "admin_page_export": [""],
+}
+
+
+def _run(http: httpx.Client, url: str, name: str, data: list, **headers) -> httpx.Response:
+    return http.post(url + f"gradio_api/run/{name}", json={"data": data}, headers=headers)
+
+
+def _admin_writes(store) -> tuple:
+    return (store.count_items(), store.has_user("mallory"), len(store.export()),
+            [a["action"] for a in store.audit_log() if a["action"] in ("import", "reopen", "export", "add_user")])
+
+
+def test_admin_endpoints_refuse_annotators_strangers_and_other_origins(served):
+    url, store = served
+    claim = store.claim_next("carol")
+    store.submit("carol", claim.item_id, "A", "better")
+    before = _admin_writes(store)
+    with httpx.Client() as stranger, httpx.Client() as bob, httpx.Client() as alice:
+        assert _login(bob, url, "bob", PASSWORDS["bob"]).status_code == 200
+        assert _login(alice, url, "alice", PASSWORDS["alice"]).status_code == 200
+        for name, data in ADMIN_CALLS.items():
+            assert _run(stranger, url, name, data).status_code == 401, name
+            refused = _run(bob, url, name, data)
+            # the API raises; the page's handlers answer with the reason in their message box
+            assert "admin accounts only" in refused.text and ("mallory" not in refused.text), name
+            assert _run(alice, url, name, data, origin="http://evil.example").status_code == 403, name
+            assert _admin_writes(store) == before, name
+        # the same calls from an admin go through
+        assert "1 items added" in _run(alice, url, "admin_import_items", ADMIN_CALLS["admin_import_items"]).text
+        assert _run(alice, url, "admin_add_user", ADMIN_CALLS["admin_add_user"]).status_code == 200
+        assert _run(alice, url, "admin_reopen", [claim.item_id, "recheck"]).status_code == 200
+        assert "zip" in _run(alice, url, "admin_page_export", [""]).text
+    assert store.count_items() == before[0] + 1 and store.is_admin("mallory") and store.export() == []
+    assert not [a for a in store.audit_log("alice") if a["action"] == "claim"]  # no item taken by the admin
