@@ -238,7 +238,13 @@ def test_tie_needs_no_strength_and_each_level_shows_its_definition(app, browser)
     assert store.export() == []
     page.reload()
     _wait_item(page)
-    assert not guidelines.is_visible()  # closed once the annotator has answered
+    guidelines.wait_for()  # still open: bob has not confirmed reading them
+    page.locator("#wb-guidelines-ack").click()
+    guidelines.wait_for(state="hidden")
+    page.reload()
+    _wait_item(page)
+    assert not guidelines.is_visible()  # closed once the account confirmed reading them
+    assert not page.locator("#wb-guidelines-ack").is_visible()
     page.keyboard.press("g")
     guidelines.wait_for()
 
@@ -330,6 +336,88 @@ def test_admin_opens_without_taking_an_item_and_sees_flags_and_disagreements(app
     assert "not started" in summary and "Krippendorff" in summary
     annotators = page.locator("#wb-admin-annotators").inner_text()
     assert "bob" in annotators and "0%" in annotators  # bob and carol disagree on their one shared item
+
+
+def test_admin_imports_creates_accounts_reopens_and_exports_in_the_browser(app, browser, tmp_path):
+    url, store = app
+    store.import_items(_items()[1:], overlap=2)
+    for user, winner in (("bob", "a"), ("carol", "b")):
+        claim = store.claim_next(user)
+        store.submit(user, claim.item_id, "A" if (winner == "a") != claim.swapped else "B", "better")
+    page = _page(browser, url, "alice")
+    page.locator("#wb-next").wait_for()
+    page.get_by_role("tab", name="Admin").click()
+    summary = page.locator("#wb-admin-summary")
+    summary.get_by_text("alpha at ≥ significantly better").wait_for()
+    assert "agreement on the direction alone" in summary.inner_text()
+
+    good = '{"id": "web1", "prompt": "What is 7 + 1?", "responses": ["Answer: 8", "Answer: 9"], "round": 2}'
+    page.locator("#wb-import-text textarea").fill(good + '\n{"id": "web2", "prompt": "x", "colour": 1}')
+    page.locator("#wb-import").click()
+    error = page.locator("#wb-import-msg .wb-error")
+    error.wait_for()
+    assert "pasted JSONL:2: missing field 'responses'; unknown field 'colour'" in error.inner_text()
+    assert store.count_items() == 2
+    page.locator("#wb-import-text textarea").fill(good)
+    page.locator("#wb-import").click()
+    page.locator("#wb-import-msg .wb-ok", has_text="1 items added").wait_for()
+    assert store.get_item("web1").round == 2 and store.count_items(round=2) == 1
+
+    page.locator("#wb-user-name input").fill("dave")
+    page.locator("#wb-user-password input").fill("short")
+    page.locator("#wb-user-add").click()
+    page.locator("#wb-user-msg .wb-error", has_text="at least 8 characters").wait_for()
+    page.locator("#wb-user-password input").fill("dave-password")
+    page.locator("#wb-user-add").click()
+    page.locator("#wb-user-msg .wb-ok", has_text="Created account dave").wait_for()
+    assert store.verify_user("dave", "dave-password") and not store.is_admin("dave")
+    assert page.locator("#wb-user-password input").input_value() == ""
+    assert "dave" in page.locator("#wb-admin-accounts").inner_text()
+
+    item = store.export()[0].meta["item_id"]
+    page.locator("#wb-reopen-item input").fill(item)
+    page.locator("#wb-reopen-reason input").fill("annotators misread the prompt")
+    page.locator("#wb-reopen").click()
+    page.locator("#wb-reopen-msg .wb-ok", has_text="2 answers superseded").wait_for()
+    page.locator("#wb-admin-disagreements", has_text="No disagreements").wait_for()
+    assert store.export() == [] and len(store.export_superseded()) == 2
+
+    page.locator("#wb-export").click()
+    link = page.locator("#wb-export-file a").first
+    link.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    path = tmp_path / "export.zip"
+    download.value.save_as(path)
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        superseded = z.read("annotations_export/superseded.jsonl").decode().splitlines()
+        assert len(superseded) == 2 and z.read("annotations_export/preferences.jsonl") == b""
+    assert not [a for a in store.audit_log("alice") if a["action"] == "claim"]
+
+
+def test_configured_guidelines_render_sanitised_and_show_once_per_account(tmp_path, serve, browser):
+    store = new_store(tmp_path / "annotations.sqlite", users=("alice", "bob", "carol"))
+    store.import_items(_items()[1:], overlap=2)
+    text = "# Our team's rules\n\nPrefer **short** answers. <script>window.__xss = 3</script>\n\n- one\n- two\n"
+    url = serve(store, guidelines=text)
+    page = _page(browser, url, "bob")
+    _wait_item(page)
+    box = page.locator("#wb-guidelines-text")
+    box.get_by_text("Our team's rules").wait_for()
+    assert box.locator("h1").inner_text() == "Our team's rules" and box.locator("strong").inner_text() == "short"
+    assert "<script>window.__xss = 3</script>" in box.inner_text() and page.evaluate("window.__xss") is None
+    assert "Judge correctness first" not in page.content()  # the shipped text is replaced
+    page.locator("#wb-guidelines-ack").click()
+    box.wait_for(state="hidden")
+    page.reload()
+    _wait_item(page)
+    assert not box.is_visible()
+    other = _page(browser, url, "carol")  # another account still sees them first
+    _wait_item(other)
+    other.locator("#wb-guidelines-text").get_by_text("Our team's rules").wait_for()
+    assert [a["user"] for a in store.audit_log() if a["action"] == "read_guidelines"] == ["bob"]
 
 
 async def _login(page, url: str, user: str) -> None:
