@@ -19,7 +19,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_config_args(train)
     train.add_argument("--base", required=True, help="pretrained base model folder (HF format)")
     train.add_argument("--prefs", required=True, nargs="+", help="preference JSONL file(s) (workbench.preferences)")
-    train.add_argument("--heldout", nargs="+", help="held-out preference JSONL (default: reward.heldout_fraction of the prompts)")
+    train.add_argument("--heldout", nargs="+",
+                       help="held-out preference files in any format workbench.formats reads "
+                            "(default: reward.heldout_data, else reward.heldout_fraction of the prompts)")
     train.add_argument("--out", required=True, help="output folder: model, tokenizer and manifest.json")
     train.add_argument("--seed", type=int, help="training seed (default: the config's seed)")
     train.add_argument("--force", action="store_true", help="train again even if --out is done")
@@ -55,12 +57,20 @@ def _train(args) -> int:
     out = Path(args.out)
     if is_done(out) and not args.force:
         print(f"{out}: done already (use --force to train again)")
+    heldout_files = args.heldout or cfg.reward.heldout_data
     inputs = {"base": args.base, **{f"prefs_{i}": p for i, p in enumerate(args.prefs)},
-              **{f"heldout_{i}": p for i, p in enumerate(args.heldout or [])}}
-    metrics = run_in_folder("reward", out, lambda: Result(
-        train_reward_model(cfg, args.prefs, args.base, out, heldout=args.heldout,
-                           seed=cfg.seed if args.seed is None else args.seed), {"model": out}),
-        inputs=inputs, config=cfg.reward, cfg=cfg, force=args.force)
+              **{f"heldout_{i}": p for i, p in enumerate(heldout_files)}}
+
+    def work() -> Result:
+        from workbench.formats import load, records_of
+
+        loaded = load("preferences", heldout_files, default_level=cfg.rounds.preference_level)
+        metrics = train_reward_model(cfg, args.prefs, args.base, out, heldout=records_of(loaded) if loaded else None,
+                                     seed=cfg.seed if args.seed is None else args.seed)
+        return Result(metrics, {"model": out},
+                      {"heldout_data_formats": [item.describe() for item in loaded]} if loaded else {})
+
+    metrics = run_in_folder("reward", out, work, inputs=inputs, config=cfg.reward, cfg=cfg, force=args.force)
     print(json.dumps(metrics, indent=2))
     return 0
 

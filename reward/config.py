@@ -1,6 +1,7 @@
 """Config of `workbench reward`."""
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from workbench.config_base import ConfigError, field
@@ -32,7 +33,14 @@ class RewardConfig:
     weight_decay: float = field(0.0, "AdamW weight decay")
     center_rewards_coefficient: float | None = field(
         None, "weight of a term pushing rewards towards mean zero (TRL; 0.01 is typical); null: off")
-    heldout_fraction: float = field(0.1, "share of prompts held out for pairwise accuracy when no held-out set is given")
+    heldout_fraction: float = field(
+        0.1, "share of each round's prompts held out for pairwise accuracy when there is no fixed held-out set")
+    heldout_pairs: int = field(
+        1000, "size of the run's fixed held-out set (reward_heldout/), built once from the task world's evaluation "
+        "items and scored by every round's reward model; 0: hold out heldout_fraction of each round's prompts")
+    heldout_data: list[str] = field(
+        [], "held-out preference files (any format workbench.formats reads) every round's reward model is scored "
+        "on, in place of the task world's set (a run on the user's prompts); empty: none")
     logging_steps: int = field(10, "log the training loss every this many steps")
     score_batch_size: int = field(32, "sequences scored together by the scorer and the held-out evaluation")
 
@@ -47,6 +55,12 @@ class RewardConfig:
             raise ConfigError("warmup_ratio: must be in [0, 1)")
         if not 0.0 <= self.heldout_fraction < 1.0:
             raise ConfigError("heldout_fraction: must be in [0, 1)")
+        if self.heldout_pairs < 0:
+            raise ConfigError("heldout_pairs: must be at least 0 (0: no fixed held-out set)")
+        for i, path in enumerate(self.heldout_data):
+            if not Path(path).exists():
+                raise ConfigError(f"heldout_data[{i}]: {path} not found (relative paths are read from the "
+                                  "working directory)")
         for name in ("batch_size", "max_length", "logging_steps", "score_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1")
