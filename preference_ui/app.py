@@ -9,6 +9,12 @@ keeps it. Submit is enabled by the page's script (``HEAD``) only while the answe
 Prompts and responses are server-rendered, sanitised HTML (:mod:`preference_ui.render`). API
 clients call the ``gr.api`` endpoints, which raise the store's refusals as errors. The server sits
 behind :class:`preference_ui.security.Guard` (login rate limits, sessions, same-origin, no uploads).
+
+The admin tab (admin accounts only; opening it takes no item) shows the statistics and runs the
+admin actions: import items (pasted JSONL or a file on the server, since uploads are off), create or
+reset accounts, build and download the export as a zip, and reopen an item. Every admin handler,
+in the page and in the API, checks the account itself: a hidden tab is no protection, since any
+logged-in client can call a page's handler by name.
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ SHORTCUTS = """
 | `A` / `B` | choose the left / right response (fills the editor with it) |
 | `T` / `X` / `C` | tie (equally good) / both bad / cannot judge (no strength needed) |
 | `1` `2` `3` `4` | significantly better / better / slightly better / marginally better |
-| `E` | edit the chosen response (focus the editor) |
+| `E` | edit the chosen response (focus the editor; there `Tab` / `Shift+Tab` indent / dedent, `Enter` keeps the indentation) |
 | `Ctrl+Enter` | submit (works inside the editor too) |
 | `S` then type, `Enter` | skip with a reason |
 | `F` then type, `Enter` | flag with a reason |
@@ -141,11 +147,52 @@ HEAD = """
     if (ev.key === "Enter" && ev.target.closest && ev.target.closest("#wb-skip-reason, #wb-flag-reason")) {
       const box = ev.target; setTimeout(() => box.blur(), 0); return;  // Gradio reads the value first
     }
+    if (ev.target.closest && ev.target.closest("#wb-editor") && ev.target.tagName === "TEXTAREA") {
+      codeKeys(ev, ev.target); return;
+    }
     if (typing(ev.target) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const k = ev.key.toLowerCase();
     if (keys[k]) { const el = keys[k](); if (el) { ev.preventDefault(); el.click(); } }
     else if (focusKeys[k]) { const el = field(focusKeys[k]); if (el) { ev.preventDefault(); el.focus(); } }
   });
+  // The editor keeps code's indentation: Tab / Shift+Tab indent / dedent the selected lines by four
+  // spaces, Enter starts the new line at the current line's indentation. Text goes in through
+  // insertText, so the browser's undo keeps working and Gradio sees an input event.
+  const INDENT = "    ";
+  const codeKeys = (ev, box) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const text = box.value, start = box.selectionStart, end = box.selectionEnd;
+    const lineStart = text.lastIndexOf("\\n", start - 1) + 1;
+    if (ev.key === "Enter" && !ev.shiftKey) {
+      const indent = text.slice(lineStart).match(/^[ \\t]*/)[0].slice(0, start - lineStart);
+      if (!indent) return;
+      ev.preventDefault(); document.execCommand("insertText", false, "\\n" + indent);
+    } else if (ev.key === "Tab") {
+      ev.preventDefault();
+      if (!ev.shiftKey && start === end) { document.execCommand("insertText", false, INDENT); return; }
+      const stop = end > start && text[end - 1] === "\\n" ? end - 1 : end;
+      const lines = text.slice(lineStart, stop).split("\\n");
+      const changed = lines.map((l) => ev.shiftKey ? l.replace(/^( {1,4}|\\t)/, "") : INDENT + l).join("\\n");
+      box.setSelectionRange(lineStart, stop);
+      document.execCommand("insertText", false, changed);
+      box.setSelectionRange(lineStart, lineStart + changed.length);
+    }
+  };
+  // The two responses scroll together (wide layout, where each pane has its own scroll): scrolling
+  // one moves the other to the same relative position. ``echo`` drops the scroll event the move causes.
+  const echo = new WeakSet();
+  document.addEventListener("scroll", (ev) => {
+    const pane = ev.target;
+    if (!pane.matches || !pane.matches("#wb-left .wb-side, #wb-right .wb-side")) return;
+    if (echo.has(pane)) { echo.delete(pane); return; }
+    const other = q(pane.closest("#wb-left") ? "#wb-right .wb-side" : "#wb-left .wb-side");
+    if (!other) return;
+    const range = pane.scrollHeight - pane.clientHeight, otherRange = other.scrollHeight - other.clientHeight;
+    if (otherRange <= 0) return;
+    const top = Math.round(range > 0 ? pane.scrollTop / range * otherRange : 0);
+    if (Math.abs(other.scrollTop - top) < 1) return;
+    echo.add(other); other.scrollTop = top;
+  }, true);
 })();
 </script>
 """
@@ -172,6 +219,7 @@ CSS = render.PYGMENTS_CSS + """
 #wb-editor textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 #wb-undo { max-width: 12em; }
 @media (max-width: 700px) { #wb-responses, #wb-judge { flex-direction: column; } }
+@media (min-width: 701px) { #wb-responses .wb-side { max-height: 70vh; overflow-y: auto; } }
 """
 
 # After a view change: show the first error if there is one, else go to the top with the focus on

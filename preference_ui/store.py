@@ -10,6 +10,8 @@ Every client (the Gradio app, the CLI, the simulated annotator, the round orches
   refused; so is malformed input, and a refused call writes nothing;
 - the two responses are shown in an order randomised per (item, annotator), recorded with the claim;
   the annotation stores both the shown choice (A/B) and the fixed winner (a/b as imported);
+- an admin may reopen an item: its live answers are superseded (withdrawn, kept with who reopened
+  it and why) and it is open again;
 - every action is appended to ``audit``, which triggers make append-only;
 - passwords are stored as salted scrypt hashes.
 

@@ -420,6 +420,51 @@ def test_configured_guidelines_render_sanitised_and_show_once_per_account(tmp_pa
     assert [a["user"] for a in store.audit_log() if a["action"] == "read_guidelines"] == ["bob"]
 
 
+def test_long_answers_scroll_together_and_the_editor_keeps_code_indentation(app, browser):
+    url, store = app
+    long_a = "\n\n".join(f"Step {k}: a long line of reasoning." for k in range(80))
+    long_b = "\n\n".join(f"Point {k}." for k in range(40))
+    store.import_items([_item("s0", "Explain it at length.", long_a, long_b)], overlap=1)
+    page = _page(browser, url, "bob")
+    item = _wait_item(page)
+    left, right = page.locator("#wb-left .wb-side"), page.locator("#wb-right .wb-side")
+    assert left.bounding_box()["y"] == right.bounding_box()["y"]  # aligned at the top
+    sizes = "e => [e.scrollHeight - e.clientHeight, e.scrollTop]"
+    assert left.evaluate(sizes)[0] > 0 and right.evaluate(sizes)[0] > 0  # both scroll in their panes
+    for pane, other in ((left, right), (right, left)):
+        for share in (0.5, 1.0, 0.0):
+            pane.evaluate("(e, s) => { e.scrollTop = s * (e.scrollHeight - e.clientHeight); }", share)
+            page.wait_for_function("([sel, s]) => { const e = document.querySelector(sel); "
+                                   "return Math.abs(e.scrollTop - s * (e.scrollHeight - e.clientHeight)) <= 2; }",
+                                   arg=["#wb-right .wb-side" if other is right else "#wb-left .wb-side", share])
+
+    store.import_items([_item("s1", "Write f.", "def f(x):\n    return x", "Answer: 1")], overlap=1)
+    store.skip("bob", item, "too long")
+    page.reload()
+    code_item = _wait_item(page)
+    side = "a" if store.shown_responses("bob", code_item)[0].startswith("def") else "b"
+    page.keyboard.press(side)
+    page.keyboard.press("2")
+    box = page.locator("#wb-editor textarea")
+    page.wait_for_function("() => document.querySelector('#wb-editor textarea').value.startsWith('def')")
+    box.evaluate("e => { e.focus(); e.setSelectionRange(e.value.length, e.value.length); }")
+    page.keyboard.press("Enter")  # keeps the indentation of "    return x"
+    page.keyboard.type("y = 1")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Shift+Tab")  # dedents the new line
+    page.keyboard.type("# end")
+    page.keyboard.press("Tab")  # four spaces, the focus stays in the editor
+    expected = "def f(x):\n    return x\n    y = 1\n# end    "
+    assert box.input_value() == expected
+    assert page.evaluate("document.activeElement.tagName") == "TEXTAREA"
+    _saved(store, "bob", code_item, side.upper(), expected)
+    box.evaluate("e => e.setSelectionRange(0, e.value.length)")
+    page.keyboard.press("Tab")  # indents every selected line
+    assert box.input_value() == "\n".join("    " + line for line in expected.split("\n"))
+    page.keyboard.press("Control+z")  # the browser's undo takes it back
+    assert box.input_value() == expected
+
+
 async def _login(page, url: str, user: str) -> None:
     await page.goto(url)
     await page.locator("input[type=text]").fill(user)
