@@ -305,3 +305,22 @@ def test_lexicon_has_the_required_entries():
     assert {w: LEXICON[w] for w in required} == required
     colours = {"red", "blue", "green", "black", "white", "yellow", "grey", "pink"}
     assert all(de[0].isupper() for w, (_, _, de) in LEXICON.items() if w not in colours)
+
+
+def test_the_pretraining_corpus_teaches_the_same_worked_steps():
+    from workbench.data.generate import generate_documents
+
+    docs = generate_documents({"math": 12}, seed=3)
+    prompt = re.compile(r"What is (\d+) ([-+*]) (\d+)\?|Compute (\d+) ([-+*]) (\d+)\.")
+    checked = 0
+    for doc in docs:
+        for block in doc.doc.text.split("\n\n")[1:]:
+            head, _, rest = block.partition("\n")
+            found = prompt.search(head)
+            if not found:
+                continue
+            a, op, b = [g for g in found.groups() if g is not None]
+            lines = rest.removeprefix("Solution:\n").splitlines()
+            assert lines == worked_lines(int(a), op, int(b)), block
+            checked += 1
+    assert checked >= 30

@@ -1,4 +1,8 @@
-"""The math family: integer arithmetic in four canonical templates (TASKS.md)."""
+"""The math family: integer arithmetic in four canonical templates (TASKS.md), solved column by column.
+
+A reference solution works digit by digit, right to left, one line per column with its carry or borrow
+(:class:`Column`), then the result and the answer line; the verifier reads only the answer line, the math
+expert checks each column step (:mod:`experts.math_checks`)."""
 
 from __future__ import annotations
 
