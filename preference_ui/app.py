@@ -456,7 +456,7 @@ def build_app(store: Store, title: str = "Preference annotation", guidelines: st
                     export_round = gr.Textbox(label="Round (empty: every round)", elem_id="wb-export-round",
                                               max_lines=1)
                     export_btn = gr.Button("Build the export", elem_id="wb-export", size="sm")
-                export_file = gr.File(label="Download", elem_id="wb-export-file", interactive=False)
+                export_file = gr.File(label="Download", elem_id="wb-export-file", interactive=False, height=90)
                 export_msg = gr.HTML(elem_id="wb-export-msg", padding=False)
 
         errors = [choice_err, level_err, edit_err, skip_err, flag_err]

@@ -187,3 +187,12 @@ def test_guidelines_load_from_a_file_and_are_acknowledged_per_text(store, tmp_pa
     assert store.acknowledged("bob", first) and not store.acknowledged("alice", first)
     assert not store.acknowledged("bob", second)  # changed guidelines are shown again
     assert [a["action"] for a in store.audit_log("bob")].count("read_guidelines") == 2
+
+
+def test_serve_refuses_unreadable_guidelines_before_starting(tmp_path, capsys):
+    from rounds.main import main
+
+    missing = tmp_path / "missing.md"
+    assert main(["annotate", "serve", "--db", str(tmp_path / "s.sqlite"), "--port", "0",
+                 "--set", f"annotation.guidelines={missing}"]) == 2
+    assert f"annotation.guidelines: cannot read {missing}" in capsys.readouterr().err
