@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cfg(**kwargs) -> SamplingConfig:
-    """Transformers backend (seeded per shard on the CPU, so any worker samples a shard alike)."""
+    """Transformers backend (seeded per prompt, so any worker samples a shard alike)."""
     return SamplingConfig(**{"backend": "transformers", "k": 4, "max_new_tokens": 12, "shard_size": 2,
                              "batch_size": 2, **kwargs})
 
