@@ -300,6 +300,9 @@ def require_admin(store: Store, user: str) -> None:
 def admin_import(store: Store, user: str, text: str | None, path: str | None, overlap) -> str:
     """Import items pasted as JSONL or from a JSONL file on the server (one of the two); the result line.
 
+    A file must lie inside the server's working directory or the store's folder (a web admin need
+    not be allowed to read the rest of the server's disk).
+
     Validated as `workbench annotate import` does: every problem of a line at once, naming the line
     (``pasted JSONL:3`` or ``PATH:3``); a refused import writes nothing.
     """
@@ -309,9 +312,18 @@ def admin_import(store: Store, user: str, text: str | None, path: str | None, ov
         raise StoreError("paste items as JSONL or give the path of a JSONL file on the server (one of the two)")
     if isinstance(overlap, float) and overlap.is_integer():
         overlap = int(overlap)
-    if path and not Path(path).is_file():
-        raise StoreError(f"{path}: no such file on the server")
-    items = parse_items(text, PASTED) if text else read_items(path)
+    if path:
+        resolved = Path(path).resolve()
+        roots = (Path.cwd().resolve(), store.path.parent.resolve())
+        if not any(resolved.is_relative_to(root) for root in roots):
+            raise StoreError(f"{path}: only files inside the server's working directory or the store's folder "
+                             f"({', '.join(map(str, roots))}) can be imported from the page")
+        if not resolved.is_file():
+            raise StoreError(f"{path}: no such file on the server")
+    try:
+        items = parse_items(text, PASTED) if text else read_items(resolved)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read it ({exc.strerror})") from None
     if not items:
         raise StoreError(f"{path or PASTED}: no items in it")
     counts = store.import_items(items, overlap=overlap, by=user)
@@ -433,7 +445,8 @@ def build_app(store: Store, title: str = "Preference annotation", guidelines: st
                             "round, meta}` (as `workbench annotate import`).")
                 import_text = gr.Textbox(label="Items as JSONL", lines=5, max_lines=20, elem_id="wb-import-text")
                 with gr.Row():
-                    import_path = gr.Textbox(label="... or a JSONL file on the server", max_lines=1,
+                    import_path = gr.Textbox(label="... or a JSONL file on the server (in its working "
+                                             "directory or the store's folder)", max_lines=1,
                                              elem_id="wb-import-path", scale=3)
                     import_overlap = gr.Number(label="Annotations per item", value=default_overlap, precision=0,
                                                minimum=1, elem_id="wb-import-overlap")
@@ -716,8 +729,8 @@ def build_app(store: Store, title: str = "Preference annotation", guidelines: st
         undo_no.click(lambda: gr.Column(visible=False), None, undo_box, **quiet)
         refresh.click(on_admin, None, admin_outputs, **quiet)
         admin_tab.select(on_admin, None, admin_outputs, **quiet)
-        reopen_btn.click(on_reopen, [reopen_item, reopen_reason], admin_outputs + [reopen_msg], api_name="admin_page_reopen",
-                         **quiet)
+        reopen_btn.click(on_reopen, [reopen_item, reopen_reason], admin_outputs + [reopen_msg],
+                         api_name="admin_page_reopen", **quiet)
         import_btn.click(on_import, [import_text, import_path, import_overlap], admin_outputs + [import_msg],
                          api_name="admin_page_import", **quiet)
         user_btn.click(on_add_user, [user_name, user_password, user_admin, user_update],

@@ -120,7 +120,7 @@ def test_pasted_items_get_the_same_errors_as_an_imported_file(tmp_path):
         parse_items(lines[0] + "\n" + lines[0], "pasted JSONL")
 
 
-def test_admin_import_and_export_refuse_annotators_and_write_nothing(tmp_path):
+def test_admin_import_and_export_refuse_annotators_and_write_nothing(tmp_path, tmp_path_factory):
     store = new_store(tmp_path / "s.sqlite")
     good = json.dumps({"id": "p1", "prompt": "What is 1 + 1?", "responses": ["2", "3"], "round": 2})
     with pytest.raises(StoreError, match="admin accounts only"):
@@ -133,10 +133,21 @@ def test_admin_import_and_export_refuse_annotators_and_write_nothing(tmp_path):
         admin_import(store, "alice", "", str(tmp_path / "x.jsonl"), 1)
     with pytest.raises(ItemError, match="pasted JSONL:2: missing field 'responses'"):
         admin_import(store, "alice", good + '\n{"id": "p2", "prompt": "q"}', None, 1)
+    outside = tmp_path_factory.mktemp("elsewhere") / "items.jsonl"
+    outside.write_text(good + "\n")
+    with pytest.raises(StoreError, match="only files inside the server's working directory or the store's folder"):
+        admin_import(store, "alice", "", str(outside), 1)
+    inside = tmp_path / "sub" / "items.jsonl"
+    inside.parent.mkdir()
+    inside.write_text(good + '\n{"id": "p2"}\n')
+    with pytest.raises(ItemError, match=f"{inside}:2: missing field 'prompt'"):
+        admin_import(store, "alice", "", str(tmp_path / "sub" / ".." / "sub" / "items.jsonl"), 1)
     assert store.count_items() == 0
-    assert admin_import(store, "alice", good, None, 2.0) == "pasted JSONL: 1 items added, 0 already there (overlap 2)."
-    (entry,) = [a for a in store.audit_log() if a["action"] == "import"]
-    assert entry["user"] == "alice" and entry["detail"]["added"] == 1
+    inside.write_text(good + "\n")
+    assert admin_import(store, "alice", None, str(inside), 1).endswith("1 items added, 0 already there (overlap 1).")
+    assert admin_import(store, "alice", good, None, 2.0) == "pasted JSONL: 0 items added, 1 already there (overlap 2)."
+    assert [(a["user"], a["detail"]["added"]) for a in store.audit_log() if a["action"] == "import"] == [
+        ("alice", 1), ("alice", 0)]
     with pytest.raises(StoreError, match="round 'two'"):
         admin_export(store, "alice", "two")
     _answer(store, "bob", "p1", "a")
