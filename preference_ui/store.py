@@ -228,10 +228,11 @@ class Store:
         self._create_schema(conn)
 
     @classmethod
-    def from_config(cls, cfg, db: str | Path | None = None) -> "Store":
-        """The store a :class:`WorkbenchConfig` names (``annotation.db`` or runs/<name>/annotations.sqlite)."""
+    def from_config(cls, cfg, db: str | Path | None = None, rng: random.Random | None = None) -> "Store":
+        """The store a :class:`WorkbenchConfig` names (``annotation.db`` or runs/<name>/annotations.sqlite);
+        ``rng`` decides which side each item is shown on (seed it for a reproducible round)."""
         return cls(db or db_path(cfg), lease_seconds=cfg.annotation.lease_seconds,
-                   quota=cfg.annotation.quota, max_edit_chars=cfg.annotation.max_edit_chars)
+                   quota=cfg.annotation.quota, max_edit_chars=cfg.annotation.max_edit_chars, rng=rng)
 
     # connections and transactions
     def _conn(self) -> sqlite3.Connection:

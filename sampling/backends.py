@@ -1,8 +1,8 @@
 """Generation backends behind one interface: vLLM (PagedAttention, ``n=K`` per request) and transformers.
 
 A backend renders chat prompts with the model's own chat template and returns, per prompt, ``n``
-:class:`Generation` objects that end at ``<|eot_id|>`` or ``<|end_of_text|>`` (the stop token is kept
-in ``token_ids`` and left out of ``text``).
+:class:`Generation` objects that end at the chat template's stop tokens (``workbench.chat.ChatFormat.stop_ids``;
+the stop token is kept in ``token_ids`` and left out of ``text``).
 
 Backends are context managers and hold the policy only inside their ``with`` block::
 

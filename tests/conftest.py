@@ -121,7 +121,8 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 def vllm_engine(tiny_model_dir):
     """One vLLM engine on the tiny model for the whole session (start-up costs ~30 s on the CPU)."""
     vllm = pytest.importorskip("vllm")
+    # without chunked prefill the CPU engine honours per-request seeds (sampling.backends.start_engine does the same)
     engine = vllm.LLM(model=str(tiny_model_dir), dtype="float32", max_model_len=512, seed=0,
-                      enforce_eager=True, disable_log_stats=True)
+                      enable_chunked_prefill=False, enforce_eager=True, disable_log_stats=True)
     yield engine
     del engine

@@ -10,6 +10,7 @@ not answer are skipped, counted in the metrics and left open for people.
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def run(ctx: StageContext) -> Result:
     items_path = ctx.out / "items.jsonl"
     if not items_path.exists():
         write_jsonl(preference_items(ctx), items_path)
-    store = Store.from_config(cfg)
+    # the sides items are shown on are seeded by the round, so a rerun of the same config shows them alike
+    store = Store.from_config(cfg, rng=random.Random(derive_seed(cfg.seed, "display", n)))
     try:
         items = read_items(items_path)
         store.import_items(items, overlap=cfg.annotation.overlap)
