@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -344,6 +345,7 @@ def admin_export(store: Store, user: str, round_text: str | None) -> str:
     stats = write_export(store, folder / name, round=round_)
     archive = shutil.make_archive(str(folder / name), "zip", root_dir=folder, base_dir=name)
     shutil.rmtree(folder / name)
+    os.chmod(archive, 0o600)  # as the store: Gradio's cached copy for the download keeps this mode
     store.record(user, "export", round=round_, annotations=stats["annotations"])
     return archive
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import zipfile
 
 import pytest
@@ -152,6 +153,7 @@ def test_admin_import_and_export_refuse_annotators_and_write_nothing(tmp_path, t
         admin_export(store, "alice", "two")
     _answer(store, "bob", "p1", "a")
     archive = admin_export(store, "alice", "2")
+    assert os.stat(archive).st_mode & 0o777 == 0o600  # readable by the server's account only, as the store
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
         assert {"annotations_round02/preferences.jsonl", "annotations_round02/superseded.jsonl",

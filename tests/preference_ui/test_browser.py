@@ -385,6 +385,10 @@ def test_admin_imports_creates_accounts_reopens_and_exports_in_the_browser(app, 
     page.locator("#wb-export").click()
     link = page.locator("#wb-export-file a").first
     link.wait_for()
+    from urllib.parse import unquote
+
+    cached = unquote(link.get_attribute("href").split("file=", 1)[1])  # Gradio's copy, served to the admin
+    assert os.stat(cached).st_mode & 0o777 == 0o600
     with page.expect_download() as download:
         link.click()
     path = tmp_path / "export.zip"
