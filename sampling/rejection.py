@@ -322,15 +322,50 @@ def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir
                   {"data_files": f"{CANDIDATES}/*.parquet"})
 
 
+def generate_responses(sampling_cfg, model_dir, prompts_path, out_dir, *, seed: int, device: str = "auto",
+                       worker: str | None = None, finish_stage: bool = True, backend=None) -> list[dict] | None:
+    """Phase 1 alone: ``k`` samples per prompt of ``prompts_path`` into ``out_dir/generations/``, no scoring.
+
+    The preference responses of a round: sharded, claimed and resumed exactly as rejection sampling's
+    generation, so ``sampling.workers`` engines (and `workbench sample-worker --out DIR` on other
+    machines) share the work. Returns every generated row in prompt order (``prompt_id``,
+    ``sample_index``, ``text``, ``finish_reason``, ...); a helper worker returns None.
+    """
+    cfg, out = sampling_cfg, Path(out_dir)
+    records = read_prompts(prompts_path)
+    shards = [records[i:i + cfg.shard_size] for i in range(0, len(records), cfg.shard_size)]
+    out.mkdir(parents=True, exist_ok=True)
+    check_plan(out, {"prompts": hash_path(prompts_path), "seed": seed,
+                     **{k: to_dict(getattr(cfg, k)) for k in PLANNED}})
+    claims = Claims(out / CLAIMS, worker, cfg.lease_seconds)
+    remove_stale_temps(out, older_than=cfg.lease_seconds)
+    files = [out / GENERATIONS / f"{shard_name(i)}.jsonl" for i in range(len(shards))]
+    helpers = start_local_workers(cfg, model_dir, None, prompts_path, out, seed, device) \
+        if finish_stage and cfg.workers > 1 else []
+    try:
+        while True:
+            generate_all(cfg, model_dir, shards, out, seed=seed, backend=backend, device=device, claims=claims)
+            if all(path.exists() for path in files):
+                break
+            if not finish_stage:
+                return None
+            time.sleep(min(5.0, cfg.lease_seconds / 3))  # other workers hold the rest; take over the dead ones'
+    finally:
+        stop_local_workers(helpers)
+    shutil.rmtree(out / CLAIMS, ignore_errors=True)
+    return [row for path in files for row in iter_jsonl(path)]
+
+
 # -- several workers -------------------------------------------------------------------------------
 
 WORKER_SPEC = "worker.json"
 
 
 def write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out: Path, seed: int, device: str) -> Path:
-    """What a helper worker needs to join ``out``: the models, the prompts, the seed and the settings."""
+    """What a helper worker needs to join ``out``: the models (no reward model: generation only), the prompts,
+    the seed and the settings."""
     return atomic_write_json(out / WORKER_SPEC, {
-        "policy": str(Path(policy_dir).resolve()), "reward": str(Path(reward_dir).resolve()),
+        "policy": str(Path(policy_dir).resolve()), "reward": str(Path(reward_dir).resolve()) if reward_dir else None,
         "prompts": str(Path(prompts_path).resolve()), "seed": seed, "device": device, "sampling": to_dict(cfg)})
 
 
@@ -378,6 +413,10 @@ def run_worker(out_dir: str | Path, worker: str | None = None) -> None:
                                 "sampling.workers > 1), then the workers")
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
     cfg = build(SamplingConfig, spec["sampling"], f"{spec_path}: sampling.")
+    if spec["reward"] is None:  # a folder of generate_responses (e.g. a round's preference responses)
+        generate_responses(cfg, spec["policy"], spec["prompts"], out, seed=spec["seed"], device=spec["device"],
+                           worker=worker, finish_stage=False)
+        return
     rejection_sample(cfg, spec["policy"], spec["reward"], spec["prompts"], out, seed=spec["seed"],
                      device=spec["device"], worker=worker, finish_stage=False)
 

@@ -61,18 +61,31 @@ def run(ctx: StageContext) -> Result:
 
 
 def preference_items(ctx: StageContext) -> list[dict]:
-    """The round's prompts answered once by the newest policy and once by the other model."""
+    """The round's prompts answered once by the newest policy and once by the other model.
+
+    Each model's answers are generated like rejection sampling's (:func:`sampling.rejection.generate_responses`:
+    one sample per prompt, seeded per prompt, in claimed shards under ``generation/model_<i>/``), so
+    ``sampling.workers`` engines and `workbench sample-worker` on other machines share the work and an
+    interrupted stage resumes shard by shard.
+    """
+    import dataclasses
+
+    from sampling.rejection import generate_responses
+
     cfg, run, n = ctx.cfg, ctx.run, ctx.round
     prompts = round_data.round_prompts(cfg, n, "preferences", cfg.rounds.prompts_per_round)
+    prompts_path = ctx.out / "prompts.jsonl"
+    if not prompts_path.exists():
+        write_jsonl(prompts, prompts_path)
     models = [policy_before(run, n), second_model(run, n)]
+    gen_cfg = dataclasses.replace(cfg.sampling, backend=cfg.rounds.generation_backend, k=1, top_p=1.0,
+                                  temperature=cfg.rounds.preference_temperature, system_prompts=[])
     responses = []
     for i, model in enumerate(models):
-        with backend(cfg, model) as b:
-            outs = b.generate([p["messages"] for p in prompts], n=1,
-                              temperature=cfg.rounds.preference_temperature, top_p=1.0,
-                              max_new_tokens=cfg.sampling.max_new_tokens,
-                              seed=derive_seed(cfg.seed, "preferences", n, i))
-        responses.append([o[0].text for o in outs])  # as generated: RM and DPO train on what the models said
+        rows = generate_responses(gen_cfg, model, prompts_path, ctx.out / "generation" / f"model_{i}",
+                                  seed=derive_seed(cfg.seed, "preferences", n, i), device=cfg.resolved_device())
+        text = {row["prompt_id"]: row["text"] for row in rows}
+        responses.append([text[p["id"]] for p in prompts])  # as generated: RM and DPO train on what the models said
     names = [str(m.relative_to(run.root)) for m in models]
     return [{"id": p["id"], "prompt": p["messages"], "responses": [a, b], "models": names,
              "round": n, "meta": {"task": p["task"]}} for p, a, b in zip(prompts, *responses)]

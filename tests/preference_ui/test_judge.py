@@ -285,7 +285,7 @@ class PolicyModel(Backend):
     def __init__(self, newest: bool):
         self.newest = newest
 
-    def generate(self, prompts, *, n, temperature, top_p, max_new_tokens, seed):
+    def generate(self, prompts, *, n, temperature, top_p, max_new_tokens, seed, keys=None):
         texts = [("GARBAGE " if i == 2 else "Answer: 40 ") if self.newest else ("" if i % 2 else " \n")
                  for i in range(len(prompts))]
         return [[Generation(t, [1], "stop")] * n for t in texts]
@@ -312,7 +312,9 @@ def test_the_preferences_stage_in_judge_mode_stores_responses_exactly(tmp_path, 
             return judge_model
         return PolicyModel(newest=Path(model) == preferences.policy_before(run, 1))
 
-    monkeypatch.setattr(preferences, "backend", fake_backend)
+    monkeypatch.setattr(preferences, "backend", fake_backend)  # the judge's
+    # the two models' answers are generated in claimed shards (sampling.rejection.generate_responses)
+    monkeypatch.setattr("sampling.backends.make_backend", lambda cfg_, model, **kwargs: fake_backend(cfg_, model))
     metrics = run_stage(preferences.STAGE, cfg, run, 1)
     out = run.round_stage(1, "preferences")
     rows = [json.loads(line) for line in (out / "preferences.jsonl").read_text().splitlines()]

@@ -16,7 +16,7 @@ import pytest
 
 from sampling.claims import Claims
 from sampling.config import SamplingConfig
-from sampling.rejection import rejection_sample, run_worker, write_worker_spec
+from sampling.rejection import generate_responses, rejection_sample, run_worker, write_worker_spec
 from sampling_helpers import write_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,6 +141,20 @@ def test_a_killed_workers_shard_is_finished_by_another(tmp_path, tiny_model_dir,
     assert result.metrics["claims_taken_over"] >= 1  # the dead helper's claim, after its lease
     records = [json.loads(p.read_text()) for p in sorted((out / "shards").glob("*.json"))]
     assert len(records) == 4 and all(r["worker"] for r in records)
+
+
+@pytest.mark.slow
+def test_preference_responses_are_generated_by_two_workers_as_by_one(tmp_path, tiny_model_dir):
+    """generate_responses (a round's preference answers): a helper process shares the shards, same rows."""
+    prompts = write_prompts(tmp_path / "prompts.jsonl", 6)
+    settings = cfg(k=1, temperature=0.8)
+    one = generate_responses(settings, tiny_model_dir, prompts, tmp_path / "one", seed=5, device="cpu")
+    two = generate_responses(settings.__class__(**{**settings.__dict__, "workers": 2}), tiny_model_dir, prompts,
+                             tmp_path / "two", seed=5, device="cpu")
+    strip = lambda rows: [(r["prompt_id"], r["sample_index"], r["text"], r["finish_reason"]) for r in rows]  # noqa: E731
+    assert strip(two) == strip(one) and [r[0] for r in strip(one)] == [f"p{i:03d}" for i in range(6)]
+    assert json.loads((tmp_path / "two" / "worker.json").read_text())["reward"] is None  # a generation-only spec
+    assert not (tmp_path / "two" / "claims").exists() and len(list((tmp_path / "two" / "generations").glob("*"))) == 3
 
 
 def test_a_worker_without_a_stage_to_join_says_what_to_do(tmp_path):
