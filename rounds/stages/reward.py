@@ -4,7 +4,8 @@ Every round's reward model is scored on the same held-out preferences, so that r
 (:func:`heldout_source`): the user's files of ``reward.heldout_data``; else, on a run with
 task-world prompts, ``reward_heldout/preferences.jsonl``: ``reward.heldout_pairs`` simulated
 preferences (:func:`reward.synthetic.heldout_preferences`) on the task world's evaluation items,
-built by the first reward stage and never rewritten; else a share of each round's own prompts
+seeded by ``eval.seed`` (so runs of other seeds score the same pairs, as they are evaluated on the
+same instances), built by the first reward stage and never rewritten; else a share of each round's own prompts
 (``reward.heldout_fraction``, the only case that holds preferences back from training).
 """
 
@@ -51,7 +52,7 @@ def task_world_heldout(cfg, run: RunDir) -> tuple[list, dict]:
 
     folder = run.root / HELDOUT_FOLDER
     path, info_path = folder / "preferences.jsonl", folder / "info.json"
-    wanted = {"pairs": cfg.reward.heldout_pairs, "seed": derive_seed(cfg.seed, "reward_heldout"),
+    wanted = {"pairs": cfg.reward.heldout_pairs, "seed": derive_seed(cfg.eval.seed, "reward_heldout"),
               "split": "eval", "builder": "reward.synthetic.heldout_preferences"}
     if not info_path.exists():
         log(f"reward: building the fixed held-out set ({wanted['pairs']} task-world evaluation-side pairs)")
@@ -65,7 +66,7 @@ def task_world_heldout(cfg, run: RunDir) -> tuple[list, dict]:
         raise ValueError(f"{info_path}: the held-out set was built with "
                          + ", ".join(f"{k} {info.get(k)}" for k in changed) + "; the config now asks for "
                          + ", ".join(f"{k} {wanted[k]}" for k in changed)
-                         + " (rounds stay comparable only on one set: keep reward.heldout_pairs and seed, "
+                         + " (rounds stay comparable only on one set: keep reward.heldout_pairs and eval.seed, "
                          "or start a new run)")
     sha = hash_path(path)
     if sha != info["sha256"]:

@@ -51,11 +51,18 @@ def test_the_set_is_built_once_and_a_changed_size_or_file_is_refused(tmp_path):
     assert info["path"] == "reward_heldout/preferences.jsonl" and info["split"] == "eval"
     again, info_again = reward_stage.task_world_heldout(cfg, run)
     assert path.read_text() == text and info_again == info and [r.id for r in again] == [r.id for r in records]
+    cfg.seed += 1  # another training seed, the same evaluation seed: another run scores the same pairs
+    other = RunDir(tmp_path / "other")
+    reward_stage.task_world_heldout(cfg, other)
+    assert (other.root / "reward_heldout" / "preferences.jsonl").read_text() == text
 
     cfg.reward.heldout_pairs = 50
     with pytest.raises(ValueError, match=r"info\.json: the held-out set was built with pairs 40.*pairs 50"):
         reward_stage.task_world_heldout(cfg, run)
-    cfg.reward.heldout_pairs = 40
+    cfg.reward.heldout_pairs, cfg.eval.seed = 40, cfg.eval.seed + 1
+    with pytest.raises(ValueError, match=r"info\.json: the held-out set was built with seed"):
+        reward_stage.task_world_heldout(cfg, run)
+    cfg.eval.seed -= 1
     path.write_text(text.replace("sim-", "sIm-", 1))
     with pytest.raises(ValueError, match=r"preferences\.jsonl: changed since it was built"):
         reward_stage.task_world_heldout(cfg, run)
