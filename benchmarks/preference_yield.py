@@ -6,7 +6,8 @@
 Runs the real preferences stage (both models answer, the simulated annotator ranks) of round
 ``--round`` of a finished run, once per size, each on a copy of the run without that round and
 without the annotation store, so the run itself is left as it is. Prints per size the wall time of
-the stage, the preferences per level, and the pairs DPO would train on (``dpo.levels``).
+the stage and of its two parts (both models answering; the annotators ranking), the preferences per
+level, and the pairs DPO would train on (``dpo.levels``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,20 @@ def copy_run(run: Path, n: int, dest: Path) -> Path:
     return dest
 
 
+def timing(module, name: str, seconds: dict) -> None:
+    """Wrap ``module.name`` so that its wall time adds up in ``seconds[name]``."""
+    inner = getattr(module, name)
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    setattr(module, name, timed)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the preferences stage at each size and print the table (and JSON with --json)."""
     from rounds.full_config import load_config
@@ -47,28 +62,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = parser.parse_args(argv)
 
-    results = []
+    results, parts = [], {}
+    timing(preferences, "preference_items", parts)
+    timing(preferences, "annotate", parts)
     with tempfile.TemporaryDirectory(prefix="preference-yield-") as scratch:
         for size in args.sizes:
             root = copy_run(Path(args.run), args.round, Path(scratch) / f"run_{size}")
             cfg = load_config(args.config, [f"run_dir={root}", "tracking.backend=none",
                                             f"rounds.prompts_per_round={size}"])
+            parts.clear()
             t0 = time.perf_counter()
             run_stage(preferences.STAGE, cfg, RunDir(root), args.round)
             seconds = time.perf_counter() - t0
             prefs = read_jsonl(RunDir(root).round_stage(args.round, "preferences") / "preferences.jsonl")
             rows, counts = preference_pairs(prefs, cfg.dpo.levels)
             strong, _ = preference_pairs(prefs, ("significantly_better", "better"))
-            results.append({"prompts_per_round": size, "seconds": round(seconds, 1), "preferences": len(prefs),
+            results.append({"prompts_per_round": size, "seconds": round(seconds, 1),
+                            "generate_seconds": round(parts["preference_items"], 1),
+                            "annotate_seconds": round(parts["annotate"], 1), "preferences": len(prefs),
                             "levels": dict(Counter(p.level for p in prefs)), "strong_pairs": len(strong),
                             "dpo_pairs_at_config_levels": len(rows)})
-            print(f"prompts_per_round {size}: {seconds:.1f} s, {len(prefs)} preferences "
+            print(f"prompts_per_round {size}: {seconds:.1f} s ({results[-1]['generate_seconds']} s answering, "
+                  f"{results[-1]['annotate_seconds']} s annotating), {len(prefs)} preferences "
                   f"{dict(Counter(p.level for p in prefs))}, {len(strong)} pairs rated better or more, "
                   f"{len(rows)} at dpo.levels {cfg.dpo.levels}", file=sys.stderr, flush=True)
-    print("| prompts_per_round | stage s | preferences | pairs rated better+ | pairs at dpo.levels |")
-    print("|---|---|---|---|---|")
+    print("| prompts_per_round | stage s | answering s | annotating s | preferences | pairs rated better+ "
+          "| pairs at dpo.levels |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['prompts_per_round']} | {r['seconds']} | {r['preferences']} | {r['strong_pairs']} | "
+        print(f"| {r['prompts_per_round']} | {r['seconds']} | {r['generate_seconds']} | {r['annotate_seconds']} "
+              f"| {r['preferences']} | {r['strong_pairs']} | "
               f"{r['dpo_pairs_at_config_levels']} |")
     if args.json:
         print(json.dumps(results, indent=2))
