@@ -42,6 +42,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     simulate.add_argument("--seed", type=int, required=True, help="seed of the task instances and the choices")
     simulate.add_argument("--edit-fraction", type=float, default=0.3,
                           help="share of strongly rated pairs that carry an edit (0: none, as for a held-out set)")
+    simulate.add_argument("--split", choices=("posttrain", "eval"), default="posttrain",
+                          help="side of the task world's held-out split the items come from (eval: a held-out "
+                               "set, the items the evaluation asks; posttrain: training data)")
     simulate.add_argument("--out", required=True, help="output preference JSONL")
     simulate.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     simulate.set_defaults(func=_simulate)
@@ -127,7 +130,7 @@ def _simulate(args) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise ValueError(f"{out}: exists already (use --force to overwrite)")
-    records = simulated_preferences(args.n, args.seed, edit_fraction=args.edit_fraction)
+    records = simulated_preferences(args.n, args.seed, edit_fraction=args.edit_fraction, split=args.split)
     write_jsonl(records, out)
     levels = Counter(r.level for r in records)
     print(f"{out}: {len(records)} preferences ({', '.join(f'{k} {v}' for k, v in sorted(levels.items()))}; "

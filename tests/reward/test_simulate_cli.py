@@ -36,3 +36,14 @@ def test_simulate_refuses_to_overwrite_unless_forced(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err and path.read_text() == "keep me\n"
     assert simulate(path, "--force") == 0
     assert len(read_jsonl(path)) == 60
+
+
+def test_simulate_draws_items_from_the_chosen_side_of_the_held_out_split(tmp_path):
+    from workbench.tasks.heldout import prompt_keys, side
+
+    def sides(path):
+        return {side(key) for r in read_jsonl(path) for key in prompt_keys(r.prompt[-1]["content"])}
+
+    assert simulate(tmp_path / "train.jsonl") == 0 and sides(tmp_path / "train.jsonl") == {"posttrain"}
+    assert simulate(tmp_path / "held.jsonl", "--split", "eval", "--edit-fraction", "0") == 0
+    assert sides(tmp_path / "held.jsonl") == {"eval"}
