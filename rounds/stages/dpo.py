@@ -35,7 +35,7 @@ def run(ctx: StageContext) -> Result:
         log(f"round {ctx.round}: dpo: no preference rated {cfg.dpo.levels}; the SFT model is kept as is")
         with atomic_dir(ctx.out / "model") as tmp:
             shutil.copytree(sft, tmp, dirs_exist_ok=True)
-        return Result(counts | {"skipped_no_pairs": 1}, {"model": ctx.out / "model"}, user_data)
+        return Result(counts | {"skipped_no_pairs": 1, "global_step": 0}, {"model": ctx.out / "model"}, user_data)
     metrics = trained_variants(ctx, "dpo", train_dpo, dpo_cfg=cfg.dpo, preferences=prefs, sft_dir=sft,
                                tracking=tracking_kwargs(ctx, "dpo"))
     return Result({k.replace("/", "_"): v for k, v in metrics.items()}, {"model": ctx.out / "model"}, user_data)
