@@ -556,8 +556,9 @@ def test_an_empty_response_is_marked_in_the_page_and_can_be_chosen_as_it_is(app,
         assert page.locator(f"{side} .wb-empty").inner_text().strip() == "(empty response: the model wrote nothing)"
     page.keyboard.press("a")
     page.keyboard.press("4")
-    page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
+    # a loaded machine (the suite beside other jobs) takes more than the default 30 s here
+    page.wait_for_function("() => !document.querySelector('#wb-submit').disabled", timeout=60000)
     page.locator("#wb-submit").click()
-    page.wait_for_function("() => document.querySelector('#wb-status').innerText.includes('Saved')")
+    page.wait_for_function("() => document.querySelector('#wb-status').innerText.includes('Saved')", timeout=60000)
     (record,) = store.export()
     assert (record.chosen, record.rejected, record.edited) == (*store.shown_responses("bob", item), None)
