@@ -281,6 +281,17 @@ def run_rejection_sampling(sampling_cfg, policy_dir, reward_dir, prompts_path, o
     return run_stage(stage, None, RunDir(out.parent), force=force, config=sampling_cfg)
 
 
+def open_work(cfg, prompts_path, out: Path, seed: int, worker: str | None) -> tuple[list[list[dict]], Claims]:
+    """The shards of ``prompts_path`` and this worker's claims on ``out`` (the plan checked, stale temps gone)."""
+    records = read_prompts(prompts_path)
+    shards = [records[i:i + cfg.shard_size] for i in range(0, len(records), cfg.shard_size)]
+    out.mkdir(parents=True, exist_ok=True)
+    check_plan(out, {"prompts": hash_path(prompts_path), "seed": seed,
+                     **{k: to_dict(getattr(cfg, k)) for k in PLANNED}})
+    remove_stale_temps(out, older_than=cfg.lease_seconds)
+    return shards, Claims(out / CLAIMS, worker, cfg.lease_seconds)
+
+
 def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir, *, seed: int,
                      verifier: Verifier | None = None, backend=None, scorer=None, device: str = "auto",
                      worker: str | None = None, finish_stage: bool = True) -> Result | None:
@@ -298,13 +309,7 @@ def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir
     cfg, out = sampling_cfg, Path(out_dir)
     if verifier is None and cfg.verify_tasks:
         verifier = task_verifier
-    records = read_prompts(prompts_path)
-    shards = [records[i:i + cfg.shard_size] for i in range(0, len(records), cfg.shard_size)]
-    out.mkdir(parents=True, exist_ok=True)
-    check_plan(out, {"prompts": hash_path(prompts_path), "seed": seed,
-                     **{k: to_dict(getattr(cfg, k)) for k in PLANNED}})
-    claims = Claims(out / CLAIMS, worker, cfg.lease_seconds)
-    remove_stale_temps(out, older_than=cfg.lease_seconds)
+    shards, claims = open_work(cfg, prompts_path, out, seed, worker)
     helpers = start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out, seed, device) \
         if finish_stage and cfg.workers > 1 and verifier in (None, task_verifier) else []
     try:
@@ -332,13 +337,7 @@ def generate_responses(sampling_cfg, model_dir, prompts_path, out_dir, *, seed: 
     ``sample_index``, ``text``, ``finish_reason``, ...); a helper worker returns None.
     """
     cfg, out = sampling_cfg, Path(out_dir)
-    records = read_prompts(prompts_path)
-    shards = [records[i:i + cfg.shard_size] for i in range(0, len(records), cfg.shard_size)]
-    out.mkdir(parents=True, exist_ok=True)
-    check_plan(out, {"prompts": hash_path(prompts_path), "seed": seed,
-                     **{k: to_dict(getattr(cfg, k)) for k in PLANNED}})
-    claims = Claims(out / CLAIMS, worker, cfg.lease_seconds)
-    remove_stale_temps(out, older_than=cfg.lease_seconds)
+    shards, claims = open_work(cfg, prompts_path, out, seed, worker)
     files = [out / GENERATIONS / f"{shard_name(i)}.jsonl" for i in range(len(shards))]
     helpers = start_local_workers(cfg, model_dir, None, prompts_path, out, seed, device) \
         if finish_stage and cfg.workers > 1 else []
