@@ -180,19 +180,26 @@ HEAD = """
     }
   };
   // The two responses scroll together (wide layout, where each pane has its own scroll): scrolling
-  // one moves the other to the same relative position. ``echo`` drops the scroll event the move causes.
-  const echo = new WeakSet();
+  // one moves the other to the same relative position. ``moved`` is where this script last put a pane:
+  // that pane's next scroll event, if it is still there, is the move's echo and is dropped (a late echo
+  // would pull the first pane back); if the pane is elsewhere by then, someone scrolled it: sync.
+  let moved = null;
   document.addEventListener("scroll", (ev) => {
     const pane = ev.target;
     if (!pane.matches || !pane.matches("#wb-left .wb-side, #wb-right .wb-side")) return;
-    if (echo.has(pane)) { echo.delete(pane); return; }
+    if (moved && moved.el === pane) {
+      const echo = Math.abs(pane.scrollTop - moved.top) <= 2;
+      moved = null;
+      if (echo) return;
+    }
     const other = q(pane.closest("#wb-left") ? "#wb-right .wb-side" : "#wb-left .wb-side");
     if (!other) return;
     const range = pane.scrollHeight - pane.clientHeight, otherRange = other.scrollHeight - other.clientHeight;
     if (otherRange <= 0) return;
     const top = Math.round(range > 0 ? pane.scrollTop / range * otherRange : 0);
-    if (Math.abs(other.scrollTop - top) < 1) return;
-    echo.add(other); other.scrollTop = top;
+    if (Math.abs(other.scrollTop - top) <= 2) return;
+    moved = {el: other, top: top};
+    other.scrollTop = top;
   }, true);
 })();
 </script>

@@ -11,6 +11,7 @@ from rounds import data as round_data
 from rounds.stages.common import evaluate
 from workbench import tracking
 from workbench.jsonl import write_jsonl
+from workbench.rundir import MANIFEST
 from workbench.seeds import derive_seed
 from workbench.stage import Result, Stage, StageContext
 
@@ -42,7 +43,7 @@ def run(ctx: StageContext) -> Result:
                                 tracking=tracking.trainer_kwargs(cfg, "bootstrap")))
     else:
         shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(run_dir.base, work, ignore=shutil.ignore_patterns("manifest.json", "checkpoints"))
+        shutil.copytree(run_dir.base, work, ignore=shutil.ignore_patterns(MANIFEST, "checkpoints"))
     for item in work.iterdir():
         target = ctx.out / item.name
         if target.is_dir():
