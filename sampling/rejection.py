@@ -292,6 +292,26 @@ def open_work(cfg, prompts_path, out: Path, seed: int, worker: str | None) -> tu
     return shards, Claims(out / CLAIMS, worker, cfg.lease_seconds)
 
 
+def work_until_done(cfg, helpers: list, step: Callable[[], None], done: Callable[[], bool],
+                    finish_stage: bool) -> bool:
+    """Claim and do work (``step``) until ``done()``; stops the local ``helpers`` on the way out.
+
+    The stage's own worker (``finish_stage``) keeps polling while other workers hold the rest, and
+    takes over the claims of dead ones after their lease; a helper worker returns False as soon as
+    nothing is left for it to claim.
+    """
+    try:
+        while True:
+            step()
+            if done():
+                return True
+            if not finish_stage:
+                return False
+            time.sleep(min(5.0, cfg.lease_seconds / 3))
+    finally:
+        stop_local_workers(helpers)
+
+
 def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir, *, seed: int,
                      verifier: Verifier | None = None, backend=None, scorer=None, device: str = "auto",
                      worker: str | None = None, finish_stage: bool = True) -> Result | None:
@@ -312,17 +332,14 @@ def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir
     shards, claims = open_work(cfg, prompts_path, out, seed, worker)
     helpers = start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out, seed, device) \
         if finish_stage and cfg.workers > 1 and verifier in (None, task_verifier) else []
-    try:
-        while True:
-            generate_all(cfg, policy_dir, shards, out, seed=seed, backend=backend, device=device, claims=claims)
-            score_all(cfg, reward_dir, shards, out, verifier=verifier, scorer=scorer, device=device, claims=claims)
-            if all((out / SHARDS / f"{shard_name(i)}.json").exists() for i in range(len(shards))):
-                break
-            if not finish_stage:
-                return None
-            time.sleep(min(5.0, cfg.lease_seconds / 3))  # other workers hold the rest; take over the dead ones'
-    finally:
-        stop_local_workers(helpers)
+
+    def step() -> None:
+        generate_all(cfg, policy_dir, shards, out, seed=seed, backend=backend, device=device, claims=claims)
+        score_all(cfg, reward_dir, shards, out, verifier=verifier, scorer=scorer, device=device, claims=claims)
+
+    records = [out / SHARDS / f"{shard_name(i)}.json" for i in range(len(shards))]
+    if not work_until_done(cfg, helpers, step, lambda: all(path.exists() for path in records), finish_stage):
+        return None
     return Result(finish(out, len(shards)), {"candidates": out / CANDIDATES, "sft": out / SFT_FILE},
                   {"data_files": f"{CANDIDATES}/*.parquet"})
 
@@ -341,16 +358,10 @@ def generate_responses(sampling_cfg, model_dir, prompts_path, out_dir, *, seed: 
     files = [out / GENERATIONS / f"{shard_name(i)}.jsonl" for i in range(len(shards))]
     helpers = start_local_workers(cfg, model_dir, None, prompts_path, out, seed, device) \
         if finish_stage and cfg.workers > 1 else []
-    try:
-        while True:
-            generate_all(cfg, model_dir, shards, out, seed=seed, backend=backend, device=device, claims=claims)
-            if all(path.exists() for path in files):
-                break
-            if not finish_stage:
-                return None
-            time.sleep(min(5.0, cfg.lease_seconds / 3))  # other workers hold the rest; take over the dead ones'
-    finally:
-        stop_local_workers(helpers)
+    step = lambda: generate_all(cfg, model_dir, shards, out, seed=seed, backend=backend, device=device,  # noqa: E731
+                                claims=claims)
+    if not work_until_done(cfg, helpers, step, lambda: all(path.exists() for path in files), finish_stage):
+        return None
     shutil.rmtree(out / CLAIMS, ignore_errors=True)
     return [row for path in files for row in iter_jsonl(path)]
 

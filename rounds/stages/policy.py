@@ -9,6 +9,7 @@ previous policy. ``eval.json`` holds each suite's results and a flat ``metrics``
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from rounds.stages.common import evaluate, evaluate_policy, model_dir, policy_before
 from workbench.stage import Result, Stage, StageContext
@@ -19,8 +20,6 @@ def inputs(ctx: StageContext) -> dict:
     found = {"dpo": model_dir(ctx.run, ctx.round, "dpo"), "sft": model_dir(ctx.run, ctx.round, "sft")}
     ecfg = ctx.cfg.eval
     if "reward" in ecfg.suites:
-        from pathlib import Path
-
         found["eval_prompts"] = Path(ecfg.prompts)
         if ecfg.reward_model == "round":
             found["reward"] = model_dir(ctx.run, ctx.round, "reward")
