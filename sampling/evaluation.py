@@ -28,17 +28,20 @@ def greedy_generator(backend: Backend, seed: int) -> Generate:
 
 
 def evaluate_model(model_dir: str | Path, eval_cfg, sampling_cfg, backend: str, *, device: str = "auto",
-                   n_per_family: int | None = None) -> dict:
-    """Task-world accuracy of ``model_dir`` (the ``eval`` section's instances) through the named backend."""
+                   n_per_family: int | None = None, run_dir: str | Path | None = None) -> dict:
+    """Task-world accuracy of ``model_dir`` (the ``eval`` section's instances) through the named backend;
+    contamination measured against ``run_dir`` (default: the run folder the model lies in)."""
     scfg = dataclasses.replace(sampling_cfg, backend=backend, batch_size=eval_cfg.batch_size)
     n = eval_cfg.n_per_family if n_per_family is None else n_per_family
     with make_backend(scfg, model_dir, device=device) as b:
-        return evaluate(model_dir, n, eval_cfg.seed, eval_cfg.max_new_tokens, greedy_generator(b, eval_cfg.seed))
+        return evaluate(model_dir, n, eval_cfg.seed, eval_cfg.max_new_tokens, greedy_generator(b, eval_cfg.seed),
+                        run_dir=run_dir)
 
 
 def evaluate_suites(cfg, model_dir: str | Path, *, reward_dir: str | Path | None = None,
                     baseline_dir: str | Path | None = None, out: str | Path | None = None,
-                    backend: str | None = None, n_per_family: int | None = None) -> dict:
+                    backend: str | None = None, n_per_family: int | None = None,
+                    run_dir: str | Path | None = None) -> dict:
     """Run ``cfg.eval.suites`` on ``model_dir``; the results, written to ``out`` (JSON) when given.
 
     The task world's result stays at the top level (as `workbench eval` always wrote it); ``harness`` and
@@ -60,7 +63,8 @@ def evaluate_suites(cfg, model_dir: str | Path, *, reward_dir: str | Path | None
         reward_dir = _reward_model(ecfg, reward_dir)
         baseline_dir = _baseline(ecfg, baseline_dir)
     if "task_world" in ecfg.suites:
-        world = evaluate_model(model_dir, ecfg, cfg.sampling, backend, device=device, n_per_family=n_per_family)
+        world = evaluate_model(model_dir, ecfg, cfg.sampling, backend, device=device, n_per_family=n_per_family,
+                               run_dir=run_dir)
         result.update(world)
         metrics["accuracy_mean"] = world["mean"]
         metrics.update({f"accuracy_{f}": a for f, a in world["per_family"].items()})
@@ -91,13 +95,15 @@ def evaluate_suites(cfg, model_dir: str | Path, *, reward_dir: str | Path | None
 def round_suites(cfg, run, n: int, model_dir: str | Path, out: str | Path | None = None) -> dict:
     """:func:`evaluate_suites` for round ``n``'s policy: ``eval.reward_model: round`` is the round's reward
     model (``rounds/round_NN/reward/model``), ``eval.baseline: previous`` the previous round's policy (the
-    bootstrap policy in round 1). ``run`` is the run's :class:`~workbench.rundir.RunDir`.
+    bootstrap policy in round 1). ``run`` is the run's :class:`~workbench.rundir.RunDir`: the task world's
+    contamination is measured against it, also when the model lies outside it.
     """
     reward_dir = run.round_stage(n, "reward") / "model" if cfg.eval.reward_model == "round" else None
     baseline_dir = None
     if cfg.eval.baseline == "previous":
         baseline_dir = run.round_stage(n - 1, "policy") if n > 1 else run.bootstrap
-    return evaluate_suites(cfg, model_dir, reward_dir=reward_dir, baseline_dir=baseline_dir, out=out)
+    return evaluate_suites(cfg, model_dir, reward_dir=reward_dir, baseline_dir=baseline_dir, out=out,
+                           run_dir=run.root)
 
 
 def _reward_model(ecfg, reward_dir) -> Path:

@@ -109,25 +109,8 @@ def backend(cfg, model: Path, name: str | None = None):
 def evaluate(cfg, model: Path, out_json: Path) -> dict:
     """Task-world accuracy of ``model`` on held-out instances (contamination measured on this run), to ``out_json``."""
     from sampling.evaluation import evaluate_model
-    from workbench.evaluate import evaluation_tasks, heldout_report
 
-    result = evaluate_model(model, cfg.eval, cfg.sampling, cfg.rounds.generation_backend)
     # measured against this run even when the model lies outside it (model.path)
-    result["heldout"] = heldout_report(evaluation_tasks(cfg.eval.n_per_family, cfg.eval.seed), cfg.run_path)
-    atomic_write_json(out_json, result)
-    return result
-
-
-def evaluate_policy(ctx: StageContext, model: Path, out_json: Path) -> dict:
-    """Every suite of ``eval.suites`` on round ``ctx.round``'s policy (:func:`sampling.evaluation.round_suites`:
-    the round's reward model, the previous policy as the baseline), with the task world's contamination
-    measured on this run, to ``out_json``."""
-    from sampling.evaluation import round_suites
-    from workbench.evaluate import evaluation_tasks, heldout_report
-
-    cfg = ctx.cfg
-    result = round_suites(cfg, ctx.run, ctx.round, model)
-    if "task_world" in cfg.eval.suites:
-        result["heldout"] = heldout_report(evaluation_tasks(cfg.eval.n_per_family, cfg.eval.seed), cfg.run_path)
+    result = evaluate_model(model, cfg.eval, cfg.sampling, cfg.rounds.generation_backend, run_dir=cfg.run_path)
     atomic_write_json(out_json, result)
     return result

@@ -11,7 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from rounds.stages.common import evaluate, evaluate_policy, model_dir, policy_before
+from rounds.stages.common import evaluate, model_dir, policy_before
+from sampling.evaluation import round_suites
 from workbench.stage import Result, Stage, StageContext
 
 
@@ -35,7 +36,8 @@ def run(ctx: StageContext) -> Result:
     for item in model_dir(ctx.run, ctx.round, "dpo").iterdir():
         if item.is_file():
             shutil.copy2(item, ctx.out / item.name)
-    policy_eval = evaluate_policy(ctx, ctx.out, ctx.out / "eval.json")
+    # every suite: the round's reward model, the previous policy as baseline, contamination on this run
+    policy_eval = round_suites(ctx.cfg, ctx.run, ctx.round, ctx.out, out=ctx.out / "eval.json")
     metrics = dict(policy_eval["metrics"])
     if sft_eval is not None:
         heldout = policy_eval["heldout"]
