@@ -34,6 +34,7 @@ class RoundsConfig:
     generation_backend: Literal["vllm", "transformers"] = field(
         "transformers", "backend for preference responses and evaluation (rejection sampling uses sampling.backend)")
     curated_share: float = field(0.25, "share of curated demonstrations in every round's SFT mix")
+    dpo: bool = field(True, "run DPO after SFT; false keeps the SFT model as the round's policy (an ablation)")
     dpo_preferences: Literal["newest", "all"] = field("newest", "DPO trains on the newest round's preferences (Llama 3) or all so far")
     variants: dict[str, int] = field(
         {"reward": 1, "sft": 1, "dpo": 1},

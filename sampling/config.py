@@ -1,9 +1,14 @@
 """Config of `workbench sample` (generation backends and rejection sampling)."""
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
 from workbench.config_base import ConfigError, field
+
+SELECTIONS = ("verifier_reward", "reward", "verifier", "random")
+VERIFIED_SELECTIONS = ("verifier_reward", "verifier")  # the modes that check samples with the verifier
+SCORED_SELECTIONS = ("verifier_reward", "reward")  # the modes that load the reward model
 
 
 @dataclass
@@ -20,7 +25,13 @@ class SamplingConfig:
     top_p: float = field(1.0, "nucleus sampling threshold")
     max_new_tokens: int = field(128, "most tokens generated per sample")
     system_prompts: list[str] = field([], "system prompts steering tone and format; one drawn per prompt (seeded), none when empty")
-    verify_tasks: bool = field(True, "drop samples that fail the task-world verifier before selection (prompts carrying a task)")
+    selection: Literal[SELECTIONS] = field(
+        "verifier_reward", "how the kept sample of a prompt is picked among those that stopped: verifier_reward "
+        "(the reward model's best among those the verifier did not fail; Llama 3), reward (the reward model's best, "
+        "verifier off), verifier (a seeded random one among those the verifier did not fail; no reward model), "
+        "random (a seeded random one, verifier off; no reward model)")
+    verify_tasks: bool | None = field(None, "deprecated, use selection: false means selection reward; true is "
+                                            "refused with a selection that turns the verifier off")
     shard_size: int = field(64, "prompts per shard; a finished shard is never redone after a crash")
     batch_size: int = field(16, "prompts per transformers.generate call (each expands to k rows)")
     reward_batch_size: int = field(32, "(prompt, response) pairs the reward model scores together")
@@ -36,8 +47,21 @@ class SamplingConfig:
                                         "is taken over by another worker")
     enforce_eager: bool = field(True, "vLLM: no CUDA graphs / torch.compile (faster start-up; set false on GPUs for throughput)")
 
+    @property
+    def selection_mode(self) -> str:
+        """``selection``, with the deprecated ``verify_tasks: false`` read as ``reward``."""
+        return "reward" if self.verify_tasks is False and self.selection == "verifier_reward" else self.selection
+
     def validate(self) -> None:
-        """Check ranges."""
+        """Check ranges; a deprecated verify_tasks must agree with selection."""
+        if self.verify_tasks and self.selection not in VERIFIED_SELECTIONS:
+            raise ConfigError(f"verify_tasks: true contradicts selection {self.selection} (the verifier is off); "
+                              "drop verify_tasks (deprecated: selection decides)")
+        if self.verify_tasks is False and self.selection != "verifier_reward":
+            raise ConfigError(f"verify_tasks: false with selection {self.selection}; drop verify_tasks "
+                              "(deprecated: selection decides)")
+        if self.verify_tasks is False:
+            logging.getLogger(__name__).warning("sampling.verify_tasks is deprecated: false is selection reward")
         if self.k < 1:
             raise ConfigError("k: must be at least 1")
         if self.temperature < 0:

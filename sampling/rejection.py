@@ -7,6 +7,8 @@ The stage runs in two phases so that the policy and the reward model are never i
 2. score: the reward model scores every candidate of a shard in batches, the verifier (if any) marks
    failing samples, the best passing sample per prompt is chosen, and the shard is written to
    ``candidates/shard_NNNNN.parquet`` followed by its record ``shards/shard_NNNNN.json``.
+   ``sampling.selection`` switches the parts off for ablations: ``reward`` (no verifier), ``verifier``
+   (a seeded random passing sample, no reward model), ``random`` (neither).
 
 A shard counts as finished only once its file (phase 1) or its record (phase 2) exists; every write is
 a temp file plus rename. Killing the stage and running it again therefore redoes at most one shard per
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sampling.claims import Claims
+from sampling.config import SCORED_SELECTIONS, VERIFIED_SELECTIONS
 from workbench.config_base import ConfigError, to_dict
 from workbench.jsonl import iter_jsonl, iter_jsonl_numbered, message_problems, shown, write_jsonl
 from workbench.rundir import RunDir, atomic_write_json, hash_path
@@ -56,8 +59,9 @@ Verifier = Callable[[dict, str], "bool | None"]  # (prompt record, response) -> 
 
 CANDIDATES, SHARDS, GENERATIONS, CLAIMS = "candidates", "shards", "generations", "claims"
 SFT_FILE, PLAN_FILE = "sft.jsonl", "plan.json"
-# Settings that fix which samples a shard holds; resuming with other values would mix two experiments.
-PLANNED = ("k", "temperature", "top_p", "max_new_tokens", "system_prompts", "shard_size")
+# Settings that fix which samples a shard holds and which is kept; resuming with other values would mix
+# two experiments.
+PLANNED = ("k", "temperature", "top_p", "max_new_tokens", "system_prompts", "shard_size", "selection_mode")
 
 
 def features():
@@ -162,26 +166,30 @@ def generate_shard(backend, records: list[dict], cfg, seed: int) -> list[dict]:
             for r, s, gens in zip(records, systems, generations) for i, g in enumerate(gens)]
 
 
-def select_best(rows: list[dict]) -> None:
-    """Mark, per prompt, the highest-scoring sample that stopped and did not fail the verifier as ``chosen``.
+def select_best(rows: list[dict], selection: str = "verifier_reward", seed: int = 0) -> None:
+    """Mark, per prompt, the kept sample among those that stopped and did not fail the verifier as ``chosen``.
 
-    A sample cut off at ``max_new_tokens`` never wins, whatever its last line: SFT on it would teach
-    the policy to stop mid-sentence.
+    ``selection`` (``sampling.selection``) verifier_reward or reward: the highest score (the first of
+    equal ones); verifier or random: one drawn uniformly, seeded by (``seed``, prompt id), so a rerun
+    keeps the same. A sample cut off at ``max_new_tokens`` never wins, whatever its last line: SFT on
+    it would teach the policy to stop mid-sentence.
     """
-    best: dict[str, dict] = {}
+    eligible: dict[str, list[dict]] = {}
     for row in rows:
         row["chosen"] = False
-        if row["verified"] is False or row.get("finish_reason") == "length":
-            continue
-        current = best.get(row["prompt_id"])
-        if current is None or row["score"] > current["score"]:
-            best[row["prompt_id"]] = row
-    for row in best.values():
-        row["chosen"] = True
+        if row["verified"] is not False and row.get("finish_reason") != "length":
+            eligible.setdefault(row["prompt_id"], []).append(row)
+    for pid, group in eligible.items():
+        if selection in SCORED_SELECTIONS:
+            kept = max(group, key=lambda row: row["score"])
+        else:
+            kept = random.Random(f"{seed}:{pid}:select").choice(sorted(group, key=lambda r: r.get("sample_index", 0)))
+        kept["chosen"] = True
 
 
-def score_shard(rows: list[dict], records: dict[str, dict], scorer, verifier: Verifier | None) -> None:
-    """Verify, score and select within one shard's rows, in place.
+def score_shard(rows: list[dict], records: dict[str, dict], scorer, verifier: Verifier | None,
+                selection: str = "verifier_reward", seed: int = 0) -> None:
+    """Verify, score (with a ``scorer``; else every score is None) and select within one shard's rows, in place.
 
     A prompt's identical samples are verified once: a small policy repeats itself, and a code check
     runs the sandbox (about 30 ms a sample, most of a shard's time before this cache). Each prompt's
@@ -197,10 +205,11 @@ def score_shard(rows: list[dict], records: dict[str, dict], scorer, verifier: Ve
         row["verified"] = verdicts[key]
         by_prompt.setdefault(row["prompt_id"], []).append(row)
     for pid, group in by_prompt.items():
-        scores = scorer.score([records[pid]["messages"]] * len(group), [row["text"] for row in group])
+        scores = scorer.score([records[pid]["messages"]] * len(group), [row["text"] for row in group]) \
+            if scorer is not None else [None] * len(group)
         for row, score in zip(group, scores):
-            row["score"] = float(score)
-    select_best(rows)
+            row["score"] = None if score is None else float(score)
+    select_best(rows, selection, seed)
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -317,8 +326,11 @@ def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir
                      worker: str | None = None, finish_stage: bool = True) -> Result | None:
     """Rejection-sample ``prompts_path`` with the policy and reward model into ``out_dir``; resumes by shard.
 
-    ``verifier`` (prompt record, response) -> bool drops failing samples before selection; by default
-    (``sampling.verify_tasks``) prompts that carry a task are checked by the task world. ``backend`` and
+    ``sampling.selection`` picks the kept sample (:func:`select_best`). In the modes that verify
+    (verifier_reward, verifier), ``verifier`` (prompt record, response) -> bool drops failing samples
+    before selection, by default the task world's check of prompts that carry a task; the other modes
+    (reward, random) check nothing, even with a ``verifier``. The modes that do not score (verifier,
+    random) never load a reward model (``reward_dir`` may be None; scores are None). ``backend`` and
     ``scorer`` replace the ones built from ``policy_dir``/``reward_dir`` (and are then not closed here).
     Shards are claimed (:class:`~sampling.claims.Claims`), so other workers can share the folder:
     ``sampling.workers - 1`` local ones are started here, and `workbench sample worker` joins from
@@ -327,20 +339,24 @@ def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir
     when nothing is left to claim. Writes no manifest (the stage wrapper does).
     """
     cfg, out = sampling_cfg, Path(out_dir)
-    if verifier is None and cfg.verify_tasks:
-        verifier = task_verifier
+    mode = cfg.selection_mode
+    verifier = (verifier or task_verifier) if mode in VERIFIED_SELECTIONS else None
+    if mode in SCORED_SELECTIONS and reward_dir is None and scorer is None:
+        raise ValueError(f"{out}: sampling.selection {mode} needs a reward model (none given); "
+                         "selection verifier or random needs none")
     shards, claims = open_work(cfg, prompts_path, out, seed, worker)
     helpers = start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out, seed, device) \
         if finish_stage and cfg.workers > 1 and verifier in (None, task_verifier) else []
 
     def step() -> None:
         generate_all(cfg, policy_dir, shards, out, seed=seed, backend=backend, device=device, claims=claims)
-        score_all(cfg, reward_dir, shards, out, verifier=verifier, scorer=scorer, device=device, claims=claims)
+        score_all(cfg, reward_dir, shards, out, verifier=verifier, scorer=scorer, device=device, claims=claims,
+                  seed=seed)
 
     records = [out / SHARDS / f"{shard_name(i)}.json" for i in range(len(shards))]
     if not work_until_done(cfg, helpers, step, lambda: all(path.exists() for path in records), finish_stage):
         return None
-    return Result(finish(out, len(shards)), {"candidates": out / CANDIDATES, "sft": out / SFT_FILE},
+    return Result(finish(out, len(shards)) | {"selection": mode}, {"candidates": out / CANDIDATES, "sft": out / SFT_FILE},
                   {"data_files": f"{CANDIDATES}/*.parquet"})
 
 
@@ -356,7 +372,7 @@ def generate_responses(sampling_cfg, model_dir, prompts_path, out_dir, *, seed: 
     cfg, out = sampling_cfg, Path(out_dir)
     shards, claims = open_work(cfg, prompts_path, out, seed, worker)
     files = [out / GENERATIONS / f"{shard_name(i)}.jsonl" for i in range(len(shards))]
-    helpers = start_local_workers(cfg, model_dir, None, prompts_path, out, seed, device) \
+    helpers = start_local_workers(cfg, model_dir, None, prompts_path, out, seed, device, generate_only=True) \
         if finish_stage and cfg.workers > 1 else []
     step = lambda: generate_all(cfg, model_dir, shards, out, seed=seed, backend=backend, device=device,  # noqa: E731
                                 claims=claims)
@@ -371,20 +387,23 @@ def generate_responses(sampling_cfg, model_dir, prompts_path, out_dir, *, seed: 
 WORKER_SPEC = "worker.json"
 
 
-def write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out: Path, seed: int, device: str) -> Path:
-    """What a helper worker needs to join ``out``: the models (no reward model: generation only), the prompts,
-    the seed and the settings."""
+def write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out: Path, seed: int, device: str,
+                      generate_only: bool = False) -> Path:
+    """What a helper worker needs to join ``out``: the models (the reward model, if any), the prompts, the seed,
+    the settings and whether the folder is generation only (:func:`generate_responses`)."""
     return atomic_write_json(out / WORKER_SPEC, {
         "policy": str(Path(policy_dir).resolve()), "reward": str(Path(reward_dir).resolve()) if reward_dir else None,
-        "prompts": str(Path(prompts_path).resolve()), "seed": seed, "device": device, "sampling": to_dict(cfg)})
+        "prompts": str(Path(prompts_path).resolve()), "seed": seed, "device": device, "sampling": to_dict(cfg),
+        "generate_only": generate_only})
 
 
-def start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out: Path, seed: int, device: str) -> list:
+def start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out: Path, seed: int, device: str,
+                        generate_only: bool = False) -> list:
     """``workers - 1`` helper processes on this machine (on CUDA each sees its own tensor_parallel_size GPUs)."""
     import subprocess
     import sys
 
-    write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out, seed, device)
+    write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out, seed, device, generate_only)
     procs = []
     for w in range(1, cfg.workers):
         env = dict(os.environ)
@@ -422,8 +441,8 @@ def run_worker(out_dir: str | Path, worker: str | None = None) -> None:
         raise FileNotFoundError(f"{spec_path}: no worker spec; start the stage first (it writes one when "
                                 "sampling.workers > 1), then the workers")
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    cfg = build(SamplingConfig, spec["sampling"], f"{spec_path}: sampling.")
-    if spec["reward"] is None:  # a folder of generate_responses (e.g. a round's preference responses)
+    cfg = build(SamplingConfig, spec["sampling"], f"{spec_path}: sampling")
+    if spec["generate_only"]:  # a folder of generate_responses (e.g. a round's preference responses)
         generate_responses(cfg, spec["policy"], spec["prompts"], out, seed=spec["seed"], device=spec["device"],
                            worker=worker, finish_stage=False)
         return
@@ -460,8 +479,11 @@ def generate_all(cfg, policy_dir, shards: list[list[dict]], out: Path, *, seed: 
 
 
 def score_all(cfg, reward_dir, shards: list[list[dict]], out: Path, *, verifier, scorer, device: str,
-              claims: Claims) -> None:
-    """Phase 2: score, verify and select every generated shard with no record yet that this worker can claim."""
+              claims: Claims, seed: int) -> None:
+    """Phase 2: score, verify and select every generated shard with no record yet that this worker can claim.
+
+    The reward model is loaded only when ``sampling.selection`` scores.
+    """
     todo = [i for i in range(len(shards)) if not (out / SHARDS / f"{shard_name(i)}.json").exists()
             and (out / GENERATIONS / f"{shard_name(i)}.jsonl").exists()]
     owned = scorer is None
@@ -471,24 +493,24 @@ def score_all(cfg, reward_dir, shards: list[list[dict]], out: Path, *, verifier,
             key = f"score-{shard_name(i)}"
             if (out / SHARDS / f"{shard_name(i)}.json").exists() or not claims.try_claim(key):
                 continue
-            if scorer is None:
+            if scorer is None and cfg.selection_mode in SCORED_SELECTIONS:
                 from reward.scoring import RewardScorer
                 from workbench.modeling import resolve_device
 
                 scorer = RewardScorer(reward_dir, device=resolve_device(device), batch_size=cfg.reward_batch_size)
             with claims.holding(key):
-                score_one(cfg, shards[i], i, out, verifier, scorer, claims.worker)
+                score_one(cfg, shards[i], i, out, verifier, scorer, claims.worker, seed)
     finally:
         if owned and scorer is not None and hasattr(scorer, "close"):
             scorer.close()
 
 
-def score_one(cfg, shard: list[dict], i: int, out: Path, verifier, scorer, worker: str) -> None:
+def score_one(cfg, shard: list[dict], i: int, out: Path, verifier, scorer, worker: str, seed: int) -> None:
     """Score, verify and select one generated shard; write its candidates, then its record."""
     rows = list(iter_jsonl(out / GENERATIONS / f"{shard_name(i)}.jsonl"))
     by_id = {r["id"]: r for r in shard}
     start = time.perf_counter()
-    score_shard(rows, by_id, scorer, verifier)
+    score_shard(rows, by_id, scorer, verifier, cfg.selection_mode, seed)
     score_time = time.perf_counter() - start
     for row in rows:
         row.update(shard=i, messages=by_id[row["prompt_id"]]["messages"])
@@ -530,8 +552,8 @@ def finish(out: Path, num_shards: int) -> dict[str, Any]:
         "num_candidates": len(rows),
         "num_selected": len(chosen),
         "prompts_without_passing_sample": len(prompts) - len(chosen),
-        "mean_score_all": mean([r["score"] for r in rows]),
-        "mean_score_selected": mean([r["score"] for r in chosen]),
+        "mean_score_all": mean([r["score"] for r in rows if r["score"] is not None]),  # None: nothing scored
+        "mean_score_selected": mean([r["score"] for r in chosen if r["score"] is not None]),
         "verifier_pass_rate": sum(r["verifier_passed"] for r in records) / checked if checked else None,
         "mean_tokens": mean([r["num_tokens"] for r in rows]),
         "stop_rate": mean([r["finish_reason"] == "stop" for r in rows]),

@@ -2,22 +2,25 @@
 
 The round's prompts are drawn once into ``prompts.jsonl``; the families an enabled expert samples go
 to that expert (``samples/experts/<family>/``), the rest to the policy. Work is sharded and resumes
-shard by shard (:mod:`sampling.rejection`).
+shard by shard (:mod:`sampling.rejection`). ``sampling.selection`` picks the kept sample (the
+metrics' ``selection`` records it); its verifier and random modes never load the reward model.
 """
 
 from __future__ import annotations
 
 from rounds import data as round_data
 from rounds.stages.common import model_dir, policy_before
+from sampling.config import SCORED_SELECTIONS
 from workbench.jsonl import write_jsonl
 from workbench.seeds import derive_seed
 from workbench.stage import Result, Stage, StageContext
 
 
 def inputs(ctx: StageContext) -> dict:
-    """The newest policy, this round's reward model and the user's prompt files."""
-    return {"policy": policy_before(ctx.run, ctx.round), "reward": model_dir(ctx.run, ctx.round, "reward"),
-            **round_data.prompt_inputs(ctx.cfg)}
+    """The newest policy, this round's reward model (when ``sampling.selection`` scores) and the user's prompt files."""
+    scored = ctx.cfg.sampling.selection_mode in SCORED_SELECTIONS
+    reward = {"reward": model_dir(ctx.run, ctx.round, "reward")} if scored else {}
+    return {"policy": policy_before(ctx.run, ctx.round), **reward, **round_data.prompt_inputs(ctx.cfg)}
 
 
 def run(ctx: StageContext) -> Result:
