@@ -6,7 +6,9 @@ the reason into the message box beside the input that caused it (or the status l
 itself) and leaves every other component as it was. The answer in progress (side, strength, the
 edit per side) is saved as a draft in the store on every change, so a reload or a side switch
 keeps it. Submit is enabled by the page's script (``HEAD``) only while the answer shown is complete.
-Prompts and responses are server-rendered, sanitised HTML (:mod:`preference_ui.render`). API
+Prompts and responses are server-rendered, sanitised HTML (:mod:`preference_ui.render`). The editor is
+a textarea (keys, undo, drafts and the stored text stay the browser's own) with a Prism-highlighted copy
+of its text laid over it (``static/editor.js``: Markdown with fenced code, or Python). API
 clients call the ``gr.api`` endpoints, which raise the store's refusals as errors. The server sits
 behind :class:`preference_ui.security.Guard` (login rate limits, sessions, same-origin, no uploads).
 
@@ -205,6 +207,29 @@ HEAD = """
 </script>
 """
 
+STATIC = Path(__file__).resolve().parent / "static"
+PRISM_FILES = ("prism-core.min.js", "prism-markup.min.js", "prism-python.min.js", "prism-markdown.min.js")
+
+
+def editor_head() -> str:
+    """The editor's highlighting as one inline script: the vendored Prism and ``static/editor.js``.
+
+    Prism is kept off ``window.Prism`` (Gradio's Markdown sets its own there) and in manual mode (it
+    colours only what the editor asks). Inline, so the page needs no further request and nothing is
+    fetched at run time.
+    """
+    prism = "\n;\n".join((STATIC / "prism" / name).read_text(encoding="utf-8") for name in PRISM_FILES)
+    editor = (STATIC / "editor.js").read_text(encoding="utf-8")
+    body = ("(() => {\n"
+            "const before = Object.getOwnPropertyDescriptor(window, 'Prism');\n"
+            "window.Prism = {manual: true, disableWorkerMessageHandler: true};\n"
+            f"{prism}\n;\nconst prism = Prism;\n"
+            "if (before) Object.defineProperty(window, 'Prism', before); else delete window.Prism;\n"
+            f"{editor}}})();")
+    if "</script" in body.lower():
+        raise ValueError(f"{STATIC}: a script file contains '</script', which would end the page's inline script")
+    return f"<script>\n{body}\n</script>\n"
+
 CSS = render.PYGMENTS_CSS + """
 .wb-msg { padding: 6px 10px; margin: 2px 0; border-radius: 4px; border-left: 4px solid; }
 .wb-error { color: #8a1020; background: #fdecea; border-color: #c62828; }
@@ -225,6 +250,23 @@ CSS = render.PYGMENTS_CSS + """
 .wb-table { border-collapse: collapse; width: 100%; }
 .wb-table td, .wb-table th { border: 1px solid #dde; padding: 4px 6px; vertical-align: top; text-align: left; }
 #wb-editor textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+#wb-editor textarea.wb-hl-input { color: transparent; }
+#wb-editor textarea.wb-hl-input::selection { color: transparent; background: rgba(51, 144, 255, 0.35); }
+#wb-editor textarea.wb-hl-input::placeholder { color: var(--input-placeholder-color, #9ca3af); }
+.wb-hl { position: absolute; margin: 0; overflow: hidden; pointer-events: none; background: transparent;
+  border-style: solid; border-color: transparent; box-sizing: border-box; z-index: 1; }
+.wb-hl code { font: inherit; letter-spacing: inherit; white-space: inherit; background: none; padding: 0; border: 0;
+  color: inherit; }
+.wb-hl .token.comment { color: #60a0b0; }
+.wb-hl .token.keyword, .wb-hl .token.builtin, .wb-hl .token.boolean { color: #007020; }
+.wb-hl .token.string, .wb-hl .token.code-snippet, .wb-hl .token.code-language { color: #4070a0; }
+.wb-hl .token.number { color: #40a070; }
+.wb-hl .token.function { color: #06287e; }
+.wb-hl .token.class-name { color: #0e84b5; }
+.wb-hl .token.decorator, .wb-hl .token.operator, .wb-hl .token.punctuation { color: #666666; }
+.wb-hl .token.title, .wb-hl .token.list, .wb-hl .token.hr { color: #c65d09; }
+.wb-hl .token.bold, .wb-hl .token.italic, .wb-hl .token.strike { color: #1f3a5f; }
+.wb-hl .token.url, .wb-hl .token.tag, .wb-hl .token.blockquote { color: #0e84b5; }
 #wb-undo { max-width: 12em; }
 @media (max-width: 700px) { #wb-responses, #wb-judge { flex-direction: column; } }
 @media (min-width: 701px) { #wb-responses .wb-side { max-height: 70vh; overflow-y: auto; } }
@@ -571,8 +613,12 @@ def build_app(store: Store, title: str = "Preference annotation", guidelines: st
             changes = _edit_diff(shown[before], text or "") if before in ("A", "B") else ""
             return {level_err: "", edit_err: "", edit_diff: changes}
 
-        def on_submit(item: str, side: str | None, strength: str | None, text: str | None, request: gr.Request):
+        def on_submit(item: str, side: str | None, strength: str | None, text: str | None, holder: str | None,
+                      request: gr.Request):
             user = _user(request)
+            if side in ("A", "B") and holder != side:  # the side switch's answer has not reached the page yet
+                return {edit_err: _msg(f"The editor does not hold response {side} yet (it is loading): "
+                                       "submit again in a moment.", "error")}
             outcome = side in OUTCOMES
             answer = OUTCOME_LABELS[side] if outcome else f"{side}, {LEVEL_LABELS.get(strength)}"
             return attempt(lambda: store.submit(user, item, side, None if outcome else strength,
@@ -714,20 +760,23 @@ def build_app(store: Store, title: str = "Preference annotation", guidelines: st
         view_outputs = [item_id, prompt, left, right, diff, edit_diff, choice, level, editor, editor_side,
                         skip_reason, flag_reason, progress, status, next_btn, undo_box, *errors]
         admin_outputs = [admin_summary, admin_annotators, admin_flags, admin_skips, admin_disagree, admin_accounts]
-        draft_inputs = [item_id, choice, level, editor]
         quiet = {"queue": False, "api_visibility": "private", "show_progress": "hidden"}
 
         demo.load(on_load, None, view_outputs + [admin_tab, guidelines, ack_btn], **quiet)
         ack_btn.click(on_ack, None, [guidelines, ack_btn], **quiet)
         next_btn.click(on_next, None, view_outputs, **quiet).then(None, js=AFTER_VIEW_JS)
         change_outputs = [level_err, edit_err, edit_diff, status, next_btn]
+        # always_last: a second key pressed while the first one's answer is on its way runs after it
+        # (Gradio's default drops it, leaving one side checked and the other side's text in the editor)
         choice.input(on_choose, [item_id, editor_side, choice, level, editor],
                      [editor, editor_side, choice_err, edit_err, edit_diff, status, next_btn],
-                     **quiet)
-        level.input(on_change, [item_id, choice, level, editor_side, editor], change_outputs, **quiet)
+                     trigger_mode="always_last", **quiet)
+        level.input(on_change, [item_id, choice, level, editor_side, editor], change_outputs,
+                    trigger_mode="always_last", **quiet)
         editor.change(on_change, [item_id, choice, level, editor_side, editor], change_outputs,
                      trigger_mode="always_last", **quiet)
-        submit_btn.click(on_submit, draft_inputs, view_outputs, **quiet).then(None, js=AFTER_VIEW_JS)
+        submit_btn.click(on_submit, [item_id, choice, level, editor, editor_side], view_outputs, **quiet).then(
+            None, js=AFTER_VIEW_JS)
         for trigger in (skip_btn.click, skip_reason.submit):
             trigger(on_skip, [item_id, skip_reason], view_outputs, **quiet).then(None, js=AFTER_VIEW_JS)
         for trigger in (flag_btn.click, flag_reason.submit):
@@ -848,6 +897,6 @@ def launch(store: Store, host: str = "127.0.0.1", port: int = 7860, concurrency:
     guard = Middleware(Guard, store=store, session_seconds=session_seconds)
     demo.launch(server_name=host, server_port=port, auth=store.verify_user,
                 auth_message="Log in with the account your admin created (workbench annotate users add).",
-                ssr_mode=False, head=HEAD, css=CSS, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
+                ssr_mode=False, head=HEAD + editor_head(), css=CSS, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
                 show_error=False, max_file_size="1kb", app_kwargs={"middleware": [guard]})
     return demo

@@ -18,6 +18,14 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 XSS = "What is 2 + 3? <script>window.__xss = 1</script><b>bold</b>"
 XSS_RESPONSE = "Answer: 5 <img src=x onerror=\"window.__xss = 2\">"
 MARKDOWN = "Use **bold** and code:\n\n```python\ndef add(a, b):\n    return a + b\n```\n"
+# The editor's highlighted copy holds its text and lies exactly over it (the textarea's own text invisible).
+OVERLAY_MATCHES = """() => {
+  const box = document.querySelector('#wb-editor textarea'), pre = document.querySelector('#wb-editor pre.wb-hl');
+  const a = box.getBoundingClientRect(), b = pre.getBoundingClientRect();
+  return pre.textContent === box.value + '\\n' && a.top === b.top && a.left === b.left && a.width === b.width &&
+    a.height === b.height && box.scrollHeight === pre.scrollHeight && box.scrollTop === pre.scrollTop &&
+    getComputedStyle(box).color === 'rgba(0, 0, 0, 0)';
+}"""
 
 pytestmark = [
     pytest.mark.browser,
@@ -467,6 +475,91 @@ def test_long_answers_scroll_together_and_the_editor_keeps_code_indentation(app,
     assert box.input_value() == "\n".join("    " + line for line in expected.split("\n"))
     page.keyboard.press("Control+z")  # the browser's undo takes it back
     assert box.input_value() == expected
+    page.wait_for_function(OVERLAY_MATCHES)  # unfenced code is highlighted as Python
+    assert page.locator("#wb-editor pre.wb-hl code.language-python .token.keyword").all_inner_texts() == [
+        "def", "return"]
+
+
+def test_the_editor_highlights_code_and_keeps_the_keys_and_the_exact_text(app, browser):
+    url, store = app
+    long_line = "A line long enough to wrap in the editor. " * 6
+    store.import_items([_item("k0", "Write total(xs).", f"{long_line}\n```python\ndef total(xs):\n    return 0\n```",
+                              "Answer: 1"), _item("k1", "What is 1 + 1?", "Answer: 2", "Answer: 3")], overlap=1)
+    page = _page(browser, url, "bob")
+    item = _wait_item(page)
+    side = "A" if store.shown_responses("bob", item)[0].startswith("A line") else "B"
+    page.keyboard.press(side.lower())
+    page.keyboard.press("1")
+    overlay = page.locator("#wb-editor pre.wb-hl")
+    # the text the app put in the editor (no input event) is highlighted as well, laid exactly over it
+    page.wait_for_function("() => document.querySelector('#wb-editor pre.wb-hl')?.textContent.startsWith('A line')")
+    page.wait_for_function(OVERLAY_MATCHES)
+    assert overlay.locator(".token.keyword").all_inner_texts() == ["def", "return"]
+
+    page.keyboard.press("e")  # into the editor: replace the text by typing
+    page.keyboard.press("Control+a")
+    page.keyboard.type("Fixed:\n\n```python\ndef total(xs):\n")
+    page.keyboard.press("Tab")
+    page.keyboard.type('s = 0  # <script>window.__xss = 4</script> <img src=x onerror="window.__xss = 5">\n')
+    page.keyboard.type("return s + sum(xs)\n")  # Enter kept the four spaces
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.type("```\n")
+    expected = ('Fixed:\n\n```python\ndef total(xs):\n'
+                '    s = 0  # <script>window.__xss = 4</script> <img src=x onerror="window.__xss = 5">\n'
+                "    return s + sum(xs)\n```\n")
+    box = page.locator("#wb-editor textarea")
+    assert box.input_value() == expected
+    page.wait_for_function(OVERLAY_MATCHES)
+
+    def tokens(kind: str) -> list[str]:
+        return overlay.locator(f".token.{kind}").all_inner_texts()
+    assert tokens("keyword") == ["def", "return"] and tokens("function") == ["total"] and tokens("builtin") == ["sum"]
+    assert tokens("number") == ["0"] and tokens("code-language") == ["python"]
+    assert tokens("comment") == ['# <script>window.__xss = 4</script> <img src=x onerror="window.__xss = 5">']
+    assert overlay.locator("script, img").count() == 0 and page.evaluate("window.__xss") is None
+
+    _saved(store, "bob", item, side, expected)
+    page.keyboard.press("Control+Enter")  # from inside the editor
+    nxt = _wait_item(page, item)
+    (record,) = store.export()
+    assert record.edited == expected  # indentation and the final newline as typed
+    page.wait_for_function("() => document.activeElement === document.body")
+    page.keyboard.press("b")
+    page.keyboard.press("e")
+    page.wait_for_function("() => document.activeElement === document.querySelector('#wb-editor textarea')")
+    page.keyboard.press("Escape")  # leaves the editor: the next key is a shortcut, not text
+    page.keyboard.press("a")
+    page.wait_for_function("() => document.querySelector('#wb-choice input[value=\"A\"]').checked")
+    left, right = store.shown_responses("bob", nxt)
+    page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t", arg=left)
+    page.wait_for_function(OVERLAY_MATCHES)
+    assert page.evaluate("window.__xss") is None
+
+    # a submit sent while a side switch is on its way is refused: the editor still holds the other side's text
+    page.keyboard.press("1")
+    held = []
+
+    def hold_switch(route):
+        data = (route.request.post_data_json or {}).get("data") or []
+        if data[1:3] == ["A", "B"] and not held:  # on_choose from A (the editor's side) to B
+            held.append(route)
+        else:
+            route.continue_()
+    page.route("**/run/predict*", hold_switch)
+    page.keyboard.press("b")
+    page.wait_for_function("() => document.querySelector('#wb-choice input[value=\"B\"]').checked")
+    assert box.input_value() == left
+    page.keyboard.press("Control+Enter")
+    page.locator("#wb-edit-error .wb-error", has_text="does not hold response B").wait_for()
+    assert len(store.export()) == 1 and len(held) == 1
+    held[0].continue_()
+    page.unroute("**/run/predict*")
+    page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t", arg=right)
+    page.locator("#wb-edit-error .wb-error").wait_for(state="detached")
+    page.keyboard.press("Control+Enter")
+    page.locator("#wb-status .wb-ok", has_text=f"Saved your answer on item {nxt}").wait_for()
+    record = next(r for r in store.export() if r.meta["item_id"] == nxt)
+    assert record.chosen == store.shown_responses("bob", nxt)[1] and record.edited is None
 
 
 async def _login(page, url: str, user: str) -> None:
