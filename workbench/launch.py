@@ -86,17 +86,48 @@ def check_strategy(dist) -> None:
     """Refuse a strategy this machine cannot run, rather than let accelerate quietly run a weaker one."""
     import torch
 
-    if dist.strategy in ("fsdp", "deepspeed") and not torch.cuda.is_available():
-        # accelerate 1.15 turns a multi-process CPU launch into MULTI_CPU (DDP over gloo) and ignores
-        # the FSDP and DeepSpeed plugins there: the run would train unsharded without saying so.
-        raise ConfigError(f"distributed.strategy: {dist.strategy} needs GPUs (accelerate runs CPU processes as "
-                          "DDP over gloo and ignores sharding there); on the CPU use strategy: ddp")
+    if dist.strategy == "deepspeed" and not torch.cuda.is_available():
+        # accelerate 1.15 turns a multi-process CPU launch into MULTI_CPU (DDP over gloo) and ignores the
+        # DeepSpeed plugin there: the run would train unsharded without saying so. (FSDP is routed to the
+        # CPU by workbench.accelerate_private.)
+        raise ConfigError("distributed.strategy: deepspeed needs GPUs (accelerate runs CPU processes as "
+                          "DDP over gloo and ignores DeepSpeed there); on the CPU use strategy: fsdp or ddp")
     if dist.strategy == "deepspeed":
         try:
             import deepspeed  # noqa: F401
         except ImportError as exc:
             raise ConfigError("distributed.strategy: deepspeed needs the deepspeed package "
                               "(`pip install deepspeed` on the GPU machines)") from exc
+
+
+def savable(accelerator, model):
+    """The trained model as the main process should save it (call on every process; None on the others).
+
+    Unsharded, that is the unwrapped model. Under FSDP its parameters are shards, so the full weights
+    are gathered (``accelerator.get_state_dict``, FULL_STATE_DICT) into a plain copy of the model's own
+    class, whose ``save_pretrained`` writes ordinary HF safetensors. The copy is for saving only: its
+    non-persistent buffers (rotary frequencies) stay on the meta device.
+    """
+    import torch
+    from torch.distributed.fsdp import FSDPModule
+
+    model = accelerator.unwrap_model(model)
+    if not any(isinstance(m, FSDPModule) for m in model.modules()):
+        return model if accelerator.is_main_process else None
+    state = accelerator.get_state_dict(model)  # a collective: every process takes part
+    if not accelerator.is_main_process:
+        return None
+    cls = next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))  # fully_shard's subclass's base
+    with torch.device("meta"):
+        plain = cls(model.config)
+    plain.load_state_dict(state, strict=False, assign=True)
+    plain.tie_weights()
+    missing = [name for name, p in plain.named_parameters() if p.is_meta]
+    if missing:
+        raise RuntimeError(f"the gathered FSDP state dict lacks {missing[:5]}")
+    if getattr(model, "generation_config", None) is not None:
+        plain.generation_config = model.generation_config
+    return plain
 
 
 def die_with_parent(parent: int) -> None:
@@ -187,9 +218,20 @@ def follow(run_root: str | Path, dist, idle_seconds: float | None = None, poll: 
     return joined
 
 
+def enable_sharding_here() -> None:
+    """On a machine without CUDA, let an FSDP launch shard over gloo (accelerate alone would run DDP)."""
+    import torch
+
+    from workbench import accelerate_private
+
+    if accelerate_private.fsdp_requested() and not torch.cuda.is_available():
+        accelerate_private.enable_fsdp_on_cpu()
+
+
 def main(call_file: str) -> None:
     """Inside each launched process: run the pickled call; the main process writes its result."""
     die_with_parent(int(os.environ.get(TRAINER_PARENT, os.getppid())))
+    enable_sharding_here()
     call = pickle.loads(Path(call_file).read_bytes())
     module, _, name = call["fn"].partition(":")
     fn: Any = importlib.import_module(module)

@@ -55,15 +55,17 @@ def load_policy(path: str | Path):
 
 def save_final(trainer, tokenizer, out_dir: str | Path) -> Path:
     """Merge LoRA adapters if any, save model + tokenizer + generation config atomically, drop the work folder."""
+    from workbench.launch import savable
     from workbench.modeling import save_model
     from workbench.rundir import atomic_dir
 
     out_dir = Path(out_dir)
     trainer.accelerator.wait_for_everyone()
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):  # on every process: under FSDP the merge works on the shards
+        model = model.merge_and_unload()
+    model = savable(trainer.accelerator, model)  # under FSDP: gathered (a collective)
     if trainer.accelerator.is_main_process:
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        if hasattr(model, "merge_and_unload"):
-            model = model.merge_and_unload()
         with atomic_dir(out_dir) as tmp:
             save_model(model, tokenizer, tmp)
         shutil.rmtree(work_dir(out_dir), ignore_errors=True)
