@@ -94,3 +94,19 @@ def test_dpo_under_fsdp_matches_one_process(tmp_path, tiny_model_dir):
         assert abs(one[key] - two[key]) < 1e-4, key
     assert max_weight_difference(tmp_path / "one", tmp_path / "two") < 1e-4
     assert not (launch_dir(tmp_path / "two") / "call.pkl").exists()
+
+
+def test_pretraining_under_fsdp_matches_one_process(tmp_path, tiny_tokenizer_dir):
+    """The pretraining loop sharded: checkpoints and annealing snapshots gathered, the averaged base saved."""
+    from test_pretrain_run import config, losses, make_run, run_pretrain, weights
+
+    from workbench.rundir import RunDir, read_manifest
+
+    one, two = make_run(tmp_path / "one", tiny_tokenizer_dir), make_run(tmp_path / "two", tiny_tokenizer_dir)
+    run_pretrain(config(one), RunDir(one))
+    run_pretrain(config(two, distributed={"strategy": "fsdp", "num_processes": 2}), RunDir(two))
+    assert read_manifest(two / "base")["metrics"]["processes"] == 2
+    assert losses(two) == pytest.approx(losses(one), abs=1e-4)
+    expected = weights(one)
+    assert weights(two).keys() == expected.keys()
+    assert all(torch.allclose(w, expected[k], atol=1e-4) for k, w in weights(two).items())

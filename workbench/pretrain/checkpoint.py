@@ -58,12 +58,55 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(Path(path) / "state.pt", map_location="cpu", weights_only=False)
 
 
-def save_snapshot(folder: Path, step: int, model: torch.nn.Module) -> Path:
-    """Keep the model's weights after ``step`` for averaging (atomic)."""
+def reshard(model: torch.nn.Module) -> bool:
+    """Put every FSDP2 unit of ``model`` back into its sharded state (a forward leaves some gathered); any?"""
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [module for module in model.modules() if isinstance(module, FSDPModule)]
+    for module in units:
+        module.reshard()
+    return bool(units)
+
+
+def full_states(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> tuple[dict, dict]:
+    """The full (unsharded) model and optimizer state dicts, on the CPU, keyed by parameter name.
+
+    Under FSDP a collective: call it on every process; the main process gets the complete dicts.
+    Works unsharded too (plain or DDP-wrapped model), so every strategy writes the same checkpoint.
+    """
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                         get_optimizer_state_dict)
+
+    reshard(model)
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_state = get_model_state_dict(model, options=options)
+    return model_state, ({} if optimizer is None else get_optimizer_state_dict(model, optimizer, options=options))
+
+
+def load_full_states(model: torch.nn.Module, model_state: dict | None = None, optimizer=None,
+                     optimizer_state: dict | None = None) -> None:
+    """Load what :func:`full_states` returned into an unwrapped model (sharded or not) and its optimizer.
+
+    Call it on every process; under FSDP the main process's dicts are the ones loaded.
+    """
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                         set_optimizer_state_dict)
+
+    # Sharded parameters take their shard of the full tensors only when these are broadcast from rank 0.
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=reshard(model))
+    if model_state is not None:
+        set_model_state_dict(model, model_state, options=options)
+    if optimizer is not None:
+        set_optimizer_state_dict(model, optimizer, optimizer_state, options=options)
+
+
+def save_snapshot(folder: Path, step: int, weights: torch.nn.Module | dict) -> Path:
+    """Keep a model's weights (or its full state dict) after ``step`` for averaging (atomic)."""
     path = Path(folder) / "anneal" / f"step-{step:06d}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    state = weights if isinstance(weights, dict) else weights.state_dict()
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
     os.replace(tmp, path)
     return path
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from workbench import tracking
 from workbench.config_base import to_dict
+from workbench.launch import savable
 from workbench.masking import attention_inputs
 from workbench.modeling import count_parameters, create_model, load_causal_lm, save_model
 from workbench.pretrain import checkpoint as ckpt
@@ -239,14 +240,15 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
             raise ValueError(f"{latest}: written under other pretrain/model settings; "
                              "restore them or run again with --force to start over")
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
         ckpt.set_rng_states(state["rng"])
         for stream, cursor in zip(streams, state["cursors"]):
             stream.cursor = cursor
         start, metrics = state["step"], state["metrics"]
         metrics["resumed_from_step"] = start
     model, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model)  # under FSDP2 the sharded model itself (its forward gathers)
+    if latest is not None:  # after prepare: under FSDP the optimizer's state is sharded like the parameters
+        ckpt.load_full_states(unwrapped, optimizer=optimizer, optimizer_state=state["optimizer"])
     # The model and its loss compiled together (the cross-entropy fuses too), after the DDP wrap as
     # accelerate's dynamo plugin would; not through the plugin, whose process-wide state keeps the
     # first Accelerator's choice for every later one in the process (tests, benchmarks).
@@ -293,13 +295,18 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
         if done == pc.max_steps:
             log_heldout(metrics, "heldout_loss_before_anneal",
                         heldout_losses(unwrapped, heldout, accelerator.device), logger, done)
-        if step in snapshot_steps and main:
-            ckpt.save_snapshot(checkpoints, step, unwrapped)
-        if done % pc.checkpoint_interval == 0 and done < total and main:
-            ckpt.save_checkpoint(checkpoints, done, {
-                "step": done, "model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(),
-                "rng": ckpt.rng_states(), "cursors": [s.cursor for s in streams], "metrics": metrics,
-                "fingerprint": fingerprint(cfg)})
+        # (the full states are gathered on every process: under FSDP that is a collective)
+        if step in snapshot_steps:
+            weights, _ = ckpt.full_states(model)
+            if main:
+                ckpt.save_snapshot(checkpoints, step, weights)
+        if done % pc.checkpoint_interval == 0 and done < total:
+            weights, optimizer_state = ckpt.full_states(model, optimizer)
+            if main:
+                ckpt.save_checkpoint(checkpoints, done, {
+                    "step": done, "model": weights, "optimizer": optimizer_state,
+                    "rng": ckpt.rng_states(), "cursors": [s.cursor for s in streams], "metrics": metrics,
+                    "fingerprint": fingerprint(cfg)})
     logger.close()
 
     # 6) average the annealing snapshots into the base; evaluate and save it
@@ -307,19 +314,20 @@ def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
     if snapshot_steps:
         log_heldout(metrics, "heldout_loss_last_step", heldout_losses(unwrapped, heldout, accelerator.device))
         paths = [checkpoints / "anneal" / f"step-{s:06d}.pt" for s in sorted(snapshot_steps)]
-        unwrapped.load_state_dict(ckpt.average_snapshots(paths))
+        ckpt.load_full_states(unwrapped, ckpt.average_snapshots(paths))
     log_heldout(metrics, "heldout_loss_after_anneal", heldout_losses(unwrapped, heldout, accelerator.device))
     accelerator.wait_for_everyone()  # every process has read the snapshots before the main one removes them
+    plain = savable(accelerator, model)  # under FSDP: the gathered weights (a collective)
     if main:
         log = read_log(run.base)
         metrics.update(
             final_train_loss=float(np.mean([r["loss"] for r in log[-10:]])),
             tokens=int(sum(r["tokens"] for r in log)),
-            steps=total, parameters=count_parameters(unwrapped), processes=world,
+            steps=total, parameters=count_parameters(plain), processes=world,
             tokens_per_s=float(np.median([r["tokens_per_s"] for r in log])),
             wall_time_s=round(time.time() - t0, 1),
             averaged_snapshots=sorted(snapshot_steps))
-        save_model(unwrapped, tokenizer, run.base)
+        save_model(plain, tokenizer, run.base)
         atomic_write_json(run.base / REPORT, report(metrics, domains))
         if not pc.keep_checkpoints:
             shutil.rmtree(checkpoints, ignore_errors=True)
