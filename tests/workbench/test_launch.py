@@ -1,4 +1,4 @@
-"""Training calls under `accelerate launch`: 2 gloo processes match 1 process with the same global batch."""
+"""Training calls under `accelerate launch`: 2 gloo processes (DDP or FSDP2) match 1 process with the same global batch."""
 
 from __future__ import annotations
 
@@ -41,22 +41,22 @@ def test_strategy_none_calls_in_this_process(tmp_path):
     assert not launch_dir(tmp_path).exists()
 
 
-@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
-def test_sharded_strategies_are_refused_where_accelerate_would_not_shard(tmp_path, strategy):
+def test_deepspeed_is_refused_where_accelerate_would_not_shard(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the strategy can run")
-    with pytest.raises(ConfigError, match=f"strategy: {strategy} needs GPUs.*use strategy: ddp"):
-        run_call(DistributedConfig(strategy=strategy, num_processes=2), train_sft, tmp_path, out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="strategy: deepspeed needs GPUs.*use strategy: fsdp or ddp"):
+        run_call(DistributedConfig(strategy="deepspeed", num_processes=2), train_sft, tmp_path, out_dir=tmp_path)
     assert not launch_dir(tmp_path).exists()
 
 
 @pytest.mark.slow
-def test_two_launched_processes_match_one_in_process(tmp_path, tiny_model_dir):
-    """DDP over gloo: the same global batch (4 = 2 processes x 2) gives the same steps, loss and weights."""
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_launched_processes_match_one_in_process(tmp_path, tiny_model_dir, strategy):
+    """DDP or FSDP2 over gloo: the same global batch (4 = 2 processes x 2) gives the same steps, loss and weights."""
     from safetensors.torch import load_file
 
     one = train_sft(sft(4), ROWS, tiny_model_dir, tmp_path / "one", seed=0)
-    two = run_call(DistributedConfig(strategy="ddp", num_processes=2), train_sft, tmp_path / "two",
+    two = run_call(DistributedConfig(strategy=strategy, num_processes=2), train_sft, tmp_path / "two",
                    sft_cfg=sft(2), data=ROWS, init_dir=tiny_model_dir, out_dir=tmp_path / "two", seed=0)
     assert one["global_step"] == two["global_step"] == 2  # one process at per-device 2 would take 4 steps
     assert abs(one["loss"] - two["loss"]) < 1e-4
@@ -118,8 +118,9 @@ def test_follow_refuses_machine_zero(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_reward_model_on_two_launched_processes_matches_one(tmp_path, tiny_model_dir):
-    """Packed rows of 2 or 3 responses (so the processes hold different numbers of pairs), 16 training rows
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_the_reward_model_on_two_launched_processes_matches_one(tmp_path, tiny_model_dir, strategy):
+    """DDP or FSDP2. Packed rows of 2 or 3 responses (so the processes hold different numbers of pairs), 16 training rows
     (18 preferences less the held-out share) at a global batch of 8: the same steps, loss and weights."""
     from safetensors.torch import load_file
 
@@ -139,7 +140,7 @@ def test_the_reward_model_on_two_launched_processes_matches_one(tmp_path, tiny_m
         return config
 
     one = train_reward_model(cfg(8), prefs, tiny_model_dir, tmp_path / "one", seed=0)
-    two = run_call(DistributedConfig(strategy="ddp", num_processes=2), train_reward_model, tmp_path / "two",
+    two = run_call(DistributedConfig(strategy=strategy, num_processes=2), train_reward_model, tmp_path / "two",
                    cfg=cfg(4), preferences=prefs, base_dir=tiny_model_dir, out_dir=tmp_path / "two", seed=0)
     assert one["global_step"] == two["global_step"] == 2 and two["num_processes"] == 2
     a, b = load_file(str(tmp_path / "one" / "model.safetensors")), load_file(str(tmp_path / "two" / "model.safetensors"))
