@@ -605,6 +605,8 @@ def build_app(store: Store, title: str = "Preference annotation", guidelines: st
                       request: gr.Request):
             """A new strength or a keystroke in the editor (whose text belongs to ``before``)."""
             user = _user(request)
+            if not item:  # the page was emptied (nothing left): no draft to save, and no refusal over the status
+                return {}
             try:
                 store.save_draft(user, item, side, strength, {before: text or ""} if before else {})
                 shown = dict(zip("AB", store.shown_responses(user, item)))
@@ -616,7 +618,9 @@ def build_app(store: Store, title: str = "Preference annotation", guidelines: st
         def on_submit(item: str, side: str | None, strength: str | None, text: str | None, holder: str | None,
                       request: gr.Request):
             user = _user(request)
-            if side in ("A", "B") and holder != side:  # the side switch's answer has not reached the page yet
+            # the side switch's answer has not reached the page yet: the editor holds the other side's text
+            # (a blank editor is no edit of either side, and the store judges it)
+            if side in ("A", "B") and holder != side and (text or "").strip():
                 return {edit_err: _msg(f"The editor does not hold response {side} yet (it is loading): "
                                        "submit again in a moment.", "error")}
             outcome = side in OUTCOMES
