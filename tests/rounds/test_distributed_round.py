@@ -1,4 +1,4 @@
-"""A smoke round whose training stages run on 2 processes (DDP over gloo), killed inside a launch and resumed."""
+"""A smoke round whose training stages run on 2 processes (FSDP2 over gloo), killed inside a launch and resumed."""
 
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ TIMEOUT = float(os.environ.get("WORKBENCH_E2E_TIMEOUT", "1500"))
 
 
 def command(run_dir: Path) -> list[str]:
-    """One smoke round, a short pretraining, every training call under `accelerate launch` on 2 processes."""
+    """One smoke round, a short pretraining, every training call under `accelerate launch` (FSDP2) on 2 processes."""
     return [sys.executable, "-m", "rounds.main", "rounds", "run", "--rounds", "1",
             "--config", str(ROOT / "configs" / "smoke.yaml"), "--run-dir", str(run_dir),
-            "--set", "tracking.backend=none", "--set", "distributed.strategy=ddp", "--set", "distributed.num_processes=2",
+            "--set", "tracking.backend=none", "--set", "distributed.strategy=fsdp", "--set", "distributed.num_processes=2",
             "--set", "pretrain.max_steps=40", "--set", "pretrain.warmup_steps=4", "--set", "eval.n_per_family=4"]
 
 
-def test_a_round_on_two_processes_is_killed_in_a_launch_and_resumed(tmp_path):
+def test_a_round_under_fsdp_on_two_processes_is_killed_in_a_launch_and_resumed(tmp_path):
     run_dir = tmp_path / "run"
     sft = run_dir / "rounds" / "round_01" / "sft"
     calls = lambda: list(sft.rglob(".*.launch/call.pkl")) if sft.is_dir() else []  # noqa: E731 - model or variants
@@ -59,4 +59,5 @@ def test_a_round_on_two_processes_is_killed_in_a_launch_and_resumed(tmp_path):
     assert not calls() and results and all(json.loads(r.read_text())["result"]["num_processes"] == 2 for r in results)
     from transformers import AutoModelForCausalLM
 
-    AutoModelForCausalLM.from_pretrained(run_dir / "rounds" / "round_01" / "policy")  # a plain HF checkpoint
+    policy = AutoModelForCausalLM.from_pretrained(run_dir / "rounds" / "round_01" / "policy")  # a plain HF checkpoint
+    assert all(not p.is_meta and p.isfinite().all() for p in policy.parameters())
