@@ -478,6 +478,10 @@ def test_long_answers_scroll_together_and_the_editor_keeps_code_indentation(app,
     page.wait_for_function(OVERLAY_MATCHES)  # unfenced code is highlighted as Python
     assert page.locator("#wb-editor pre.wb-hl code.language-python .token.keyword").all_inner_texts() == [
         "def", "return"]
+    # over 30000 characters: shown plain, by the textarea itself (set at once: fill takes a minute here)
+    box.evaluate("(e, t) => { e.value = t; e.dispatchEvent(new Event('input', {bubbles: true})); }", "x = 1\n" * 5001)
+    page.wait_for_function("() => document.querySelector('#wb-editor pre.wb-hl').hidden && "
+                           "getComputedStyle(document.querySelector('#wb-editor textarea')).color !== 'rgba(0, 0, 0, 0)'")
 
 
 def _submit_of(request, side: str, holder: str) -> bool:
