@@ -94,6 +94,28 @@ def test_dpo_under_fsdp_matches_one_process(tmp_path, tiny_model_dir):
         assert abs(one[key] - two[key]) < 1e-4, key
     assert max_weight_difference(tmp_path / "one", tmp_path / "two") < 1e-4
     assert not (launch_dir(tmp_path / "two") / "call.pkl").exists()
+    loads_in_transformers_and_vllm(tmp_path / "two")
+
+
+def loads_in_transformers_and_vllm(model_dir: Path) -> None:
+    """The gathered checkpoint is plain HF: transformers and vLLM load it and agree on a greedy continuation."""
+    vllm = pytest.importorskip("vllm")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": "What is 2 + 3?"}],
+                                        add_generation_prompt=True)["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        hf = model.generate(torch.tensor([ids]), max_new_tokens=8, min_new_tokens=8, do_sample=False)[0, len(ids):]
+    engine = vllm.LLM(model=str(model_dir), dtype="float32", max_model_len=256, seed=0, enable_chunked_prefill=False,
+                      enforce_eager=True, disable_log_stats=True)
+    try:
+        params = vllm.SamplingParams(temperature=0.0, max_tokens=8, ignore_eos=True)
+        out = engine.generate([{"prompt_token_ids": ids}], params, use_tqdm=False)[0].outputs[0].token_ids
+    finally:
+        del engine
+    assert list(out) == hf.tolist()
 
 
 def test_pretraining_under_fsdp_matches_one_process(tmp_path, tiny_tokenizer_dir):
