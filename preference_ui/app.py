@@ -230,6 +230,7 @@ def editor_head() -> str:
         raise ValueError(f"{STATIC}: a script file contains '</script', which would end the page's inline script")
     return f"<script>\n{body}\n</script>\n"
 
+
 CSS = render.PYGMENTS_CSS + """
 .wb-msg { padding: 6px 10px; margin: 2px 0; border-radius: 4px; border-left: 4px solid; }
 .wb-error { color: #8a1020; background: #fdecea; border-color: #c62828; }
@@ -901,6 +902,6 @@ def launch(store: Store, host: str = "127.0.0.1", port: int = 7860, concurrency:
     guard = Middleware(Guard, store=store, session_seconds=session_seconds)
     demo.launch(server_name=host, server_port=port, auth=store.verify_user,
                 auth_message="Log in with the account your admin created (workbench annotate users add).",
-                ssr_mode=False, head=HEAD + editor_head(), css=CSS, prevent_thread_lock=prevent_thread_lock, quiet=quiet,
-                show_error=False, max_file_size="1kb", app_kwargs={"middleware": [guard]})
+                ssr_mode=False, head=HEAD + editor_head(), css=CSS, prevent_thread_lock=prevent_thread_lock,
+                quiet=quiet, show_error=False, max_file_size="1kb", app_kwargs={"middleware": [guard]})
     return demo

@@ -1,4 +1,4 @@
-"""The annotation app in Debian's Chromium (Playwright): flows, refusals, drafts, rendering, layout, admin."""
+"""The annotation app in Debian's Chromium (Playwright): flows, refusals, drafts, rendering, the editor, layout, admin."""
 
 from __future__ import annotations
 
@@ -479,9 +479,10 @@ def test_long_answers_scroll_together_and_the_editor_keeps_code_indentation(app,
     assert page.locator("#wb-editor pre.wb-hl code.language-python .token.keyword").all_inner_texts() == [
         "def", "return"]
     # over 30000 characters: shown plain, by the textarea itself (set at once: fill takes a minute here)
-    box.evaluate("(e, t) => { e.value = t; e.dispatchEvent(new Event('input', {bubbles: true})); }", "x = 1\n" * 5001)
-    page.wait_for_function("() => document.querySelector('#wb-editor pre.wb-hl').hidden && "
-                           "getComputedStyle(document.querySelector('#wb-editor textarea')).color !== 'rgba(0, 0, 0, 0)'")
+    box.evaluate("(e, t) => { e.value = t; e.dispatchEvent(new Event('input', {bubbles: true})); }",
+                 "x = 1\n" * 5001)
+    page.wait_for_function("() => document.querySelector('#wb-editor pre.wb-hl').hidden && getComputedStyle("
+                           "document.querySelector('#wb-editor textarea')).color !== 'rgba(0, 0, 0, 0)'")
 
 
 def _submit_of(request, side: str, holder: str) -> bool:
