@@ -268,6 +268,15 @@ CSS = render.PYGMENTS_CSS + """
 .wb-hl .token.title, .wb-hl .token.list, .wb-hl .token.hr { color: #c65d09; }
 .wb-hl .token.bold, .wb-hl .token.italic, .wb-hl .token.strike { color: #1f3a5f; }
 .wb-hl .token.url, .wb-hl .token.tag, .wb-hl .token.blockquote { color: #0e84b5; }
+.dark .wb-hl .token.comment { color: #8ab4c0; }
+.dark .wb-hl .token.keyword, .dark .wb-hl .token.builtin, .dark .wb-hl .token.boolean { color: #7ec699; }
+.dark .wb-hl .token.string, .dark .wb-hl .token.code-snippet, .dark .wb-hl .token.code-language { color: #9cc3f0; }
+.dark .wb-hl .token.number { color: #9be0b8; }
+.dark .wb-hl .token.function, .dark .wb-hl .token.class-name, .dark .wb-hl .token.url, .dark .wb-hl .token.tag,
+.dark .wb-hl .token.blockquote { color: #8fd3f5; }
+.dark .wb-hl .token.decorator, .dark .wb-hl .token.operator, .dark .wb-hl .token.punctuation { color: #b0b0b0; }
+.dark .wb-hl .token.title, .dark .wb-hl .token.list, .dark .wb-hl .token.hr { color: #f0a060; }
+.dark .wb-hl .token.bold, .dark .wb-hl .token.italic, .dark .wb-hl .token.strike { color: #c8d8f0; }
 #wb-undo { max-width: 12em; }
 @media (max-width: 700px) { #wb-responses, #wb-judge { flex-direction: column; } }
 @media (min-width: 701px) { #wb-responses .wb-side { max-height: 70vh; overflow-y: auto; } }
