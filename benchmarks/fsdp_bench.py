@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -106,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.worker).write_text(json.dumps(rows))
         return 0
 
-    from benchmarks import fsdp_bench  # importable by the launched processes (not __main__)
+    sys.path.insert(0, str(ROOT))  # the launched processes import this module by name (not as __main__)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    from benchmarks import fsdp_bench
     from rounds.report import markdown_table
     from workbench.config import DistributedConfig
     from workbench.launch import run_call
