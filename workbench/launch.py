@@ -9,6 +9,10 @@ writes the call's result to ``result.json``, which the parent reads. The childre
 terminal, so their progress shows. A killed launch leaves no result: running the stage again
 launches again, and the trainers resume from their own checkpoints.
 
+FSDP on machines without CUDA: accelerate 1.15 would run the children as DDP over gloo, so each
+child first routes an FSDP launch to accelerate's FSDP2 path (:mod:`workbench.accelerate_private`),
+and savers gather the sharded weights through :func:`savable`.
+
 Several machines: machine 0 runs the orchestrator; every other machine runs ``workbench launch
 follow`` on the same shared run folder, which joins each launch it finds (see :func:`follow`).
 """

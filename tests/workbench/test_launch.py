@@ -189,3 +189,20 @@ def test_a_killed_orchestrator_takes_its_launched_processes_with_it(tmp_path):
     while launched() and time.time() < deadline:
         time.sleep(0.2)
     assert launched() == []
+
+
+def test_accelerate_internals_are_used_in_one_module_written_for_the_installed_accelerate():
+    import re
+    from pathlib import Path
+
+    import accelerate
+
+    from workbench import accelerate_private
+
+    assert accelerate.__version__.startswith(accelerate_private.ACCELERATE_VERSION)
+    repo, internals = Path(__file__).resolve().parents[2], re.compile(r"\baccelerate\.(state|utils\.\w+_utils)\b|AcceleratorState")
+    offenders = [f"{path.relative_to(repo)}: {m.group(0)}"
+                 for package in ("workbench", "reward", "sampling", "experts", "rounds", "preference_ui")
+                 for path in (repo / package).rglob("*.py") if path.name != "accelerate_private.py"
+                 for m in internals.finditer(path.read_text(encoding="utf-8"))]
+    assert not offenders, "\n".join(offenders)
