@@ -132,6 +132,8 @@ def train_reward_model(cfg, preferences: Any, base_dir: str | Path, out_dir: str
     """
     from transformers import set_seed
 
+    from workbench.launch import savable
+
     rcfg, device = cfg.reward, cfg.resolved_device()
     train, held, metrics = prepare_preferences(rcfg, preferences, heldout, seed)
     set_seed(seed)  # the score head is initialised at random when the base is loaded
@@ -151,8 +153,9 @@ def train_reward_model(cfg, preferences: Any, base_dir: str | Path, out_dir: str
         metrics.update(first_logged_loss=losses[0], last_logged_loss=losses[-1])
     model.eval()
     metrics.update(pairwise_accuracy(RewardScorer.from_model(model, tokenizer, rcfg.score_batch_size), held))
+    savable_model = savable(trainer.accelerator, model)  # under FSDP: the gathered weights (a collective)
     if trainer.accelerator.is_main_process:  # under several processes, one writes the model
-        save_reward_model(model, tokenizer, out_dir)
+        save_reward_model(savable_model, tokenizer, out_dir)
     trainer.accelerator.wait_for_everyone()
     return metrics
 
