@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from experts.checks import domain_verifier
 from experts.config import DOMAINS
 from experts.train import expert_dir
 from workbench.jsonl import write_jsonl
@@ -36,7 +35,7 @@ def sample_with_experts(cfg, run: RunDir, prompts_path: Path, out_dir: Path, rew
     The experts must be trained already (the orchestrator's experts stage, or `workbench experts
     train`): sampling never trains. With no expert enabled the returned file holds every prompt.
     """
-    from sampling.rejection import read_prompts, rejection_sample
+    from sampling.rejection import VerifierRef, read_prompts, rejection_sample
 
     out_dir = Path(out_dir)
     records = read_prompts(prompts_path)
@@ -52,9 +51,10 @@ def sample_with_experts(cfg, run: RunDir, prompts_path: Path, out_dir: Path, rew
         stage = out_dir / "experts" / name
         stage.mkdir(parents=True, exist_ok=True)
         write_jsonl(mine, stage / "prompts.jsonl")
+        # by import path: helper workers (sampling.workers) rebuild the domain's checks in their process
+        verifier = VerifierRef("experts.checks:domain_verifier", {"domain": name, "n_random": cfg.experts.unit_tests})
         rejection_sample(cfg.sampling, model, reward_dir, stage / "prompts.jsonl", stage,
-                         seed=derive_seed(seed, "experts", name),
-                         verifier=domain_verifier(name, cfg.experts.unit_tests), device=device)
+                         seed=derive_seed(seed, "experts", name), verifier=verifier, device=device)
     return write_jsonl([r for r in records if family(r) not in experts], out_dir / POLICY_PROMPTS)
 
 

@@ -37,12 +37,14 @@ A system prompt drawn from ``system_prompts`` steers sampling only: the reward m
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import random
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,6 +58,23 @@ from workbench.stage import Result, Stage, run_stage
 logger = logging.getLogger(__name__)
 
 Verifier = Callable[[dict, str], "bool | None"]  # (prompt record, response) -> passed; None: not checked
+
+
+@dataclass(frozen=True)
+class VerifierRef:
+    """A verifier named by import path: ``target`` ("module:factory") called with ``kwargs`` (JSON) builds it.
+
+    Helper workers rebuild it in their own process, so a verifier from a package ``sampling`` must not
+    import (the experts' domain checks) still lets several workers share the stage.
+    """
+
+    target: str
+    kwargs: dict = field(default_factory=dict)
+
+    def build(self) -> Verifier:
+        """Import the factory and call it."""
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)(**self.kwargs)
 
 CANDIDATES, SHARDS, GENERATIONS, CLAIMS = "candidates", "shards", "generations", "claims"
 SFT_FILE, PLAN_FILE = "sft.jsonl", "plan.json"
@@ -322,14 +341,15 @@ def work_until_done(cfg, helpers: list, step: Callable[[], None], done: Callable
 
 
 def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir, *, seed: int,
-                     verifier: Verifier | None = None, backend=None, scorer=None, device: str = "auto",
-                     worker: str | None = None, finish_stage: bool = True) -> Result | None:
+                     verifier: Verifier | VerifierRef | None = None, backend=None, scorer=None,
+                     device: str = "auto", worker: str | None = None, finish_stage: bool = True) -> Result | None:
     """Rejection-sample ``prompts_path`` with the policy and reward model into ``out_dir``; resumes by shard.
 
     ``sampling.selection`` picks the kept sample (:func:`select_best`). In the modes that verify
     (verifier_reward, verifier), ``verifier`` (prompt record, response) -> bool drops failing samples
     before selection, by default the task world's check of prompts that carry a task; the other modes
-    (reward, random) check nothing, even with a ``verifier``. The modes that do not score (verifier,
+    (reward, random) check nothing, even with a ``verifier``. Helper workers start only for the task
+    world's verifier or a :class:`VerifierRef` (which they rebuild). The modes that do not score (verifier,
     random) never load a reward model (``reward_dir`` may be None; scores are None). ``backend`` and
     ``scorer`` replace the ones built from ``policy_dir``/``reward_dir`` (and are then not closed here).
     Shards are claimed (:class:`~sampling.claims.Claims`), so other workers can share the folder:
@@ -340,13 +360,14 @@ def rejection_sample(sampling_cfg, policy_dir, reward_dir, prompts_path, out_dir
     """
     cfg, out = sampling_cfg, Path(out_dir)
     mode = cfg.selection_mode
-    verifier = (verifier or task_verifier) if mode in VERIFIED_SELECTIONS else None
+    ref = verifier if isinstance(verifier, VerifierRef) and mode in VERIFIED_SELECTIONS else None
+    verifier = ((ref.build() if ref else verifier) or task_verifier) if mode in VERIFIED_SELECTIONS else None
     if mode in SCORED_SELECTIONS and reward_dir is None and scorer is None:
         raise ValueError(f"{out}: sampling.selection {mode} needs a reward model (none given); "
                          "selection verifier or random needs none")
     shards, claims = open_work(cfg, prompts_path, out, seed, worker)
-    helpers = start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out, seed, device) \
-        if finish_stage and cfg.workers > 1 and verifier in (None, task_verifier) else []
+    helpers = start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out, seed, device, verifier=ref) \
+        if finish_stage and cfg.workers > 1 and (ref or verifier in (None, task_verifier)) else []
 
     def step() -> None:
         generate_all(cfg, policy_dir, shards, out, seed=seed, backend=backend, device=device, claims=claims)
@@ -388,22 +409,24 @@ WORKER_SPEC = "worker.json"
 
 
 def write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out: Path, seed: int, device: str,
-                      generate_only: bool = False) -> Path:
+                      generate_only: bool = False, verifier: VerifierRef | None = None) -> Path:
     """What a helper worker needs to join ``out``: the models (the reward model, if any), the prompts, the seed,
-    the settings and whether the folder is generation only (:func:`generate_responses`)."""
+    the settings, whether the folder is generation only (:func:`generate_responses`) and the verifier to
+    rebuild (null: the task world's)."""
     return atomic_write_json(out / WORKER_SPEC, {
         "policy": str(Path(policy_dir).resolve()), "reward": str(Path(reward_dir).resolve()) if reward_dir else None,
         "prompts": str(Path(prompts_path).resolve()), "seed": seed, "device": device, "sampling": to_dict(cfg),
-        "generate_only": generate_only})
+        "generate_only": generate_only,
+        "verifier": {"target": verifier.target, "kwargs": verifier.kwargs} if verifier else None})
 
 
 def start_local_workers(cfg, policy_dir, reward_dir, prompts_path, out: Path, seed: int, device: str,
-                        generate_only: bool = False) -> list:
+                        generate_only: bool = False, verifier: VerifierRef | None = None) -> list:
     """``workers - 1`` helper processes on this machine (on CUDA each sees its own tensor_parallel_size GPUs)."""
     import subprocess
     import sys
 
-    write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out, seed, device, generate_only)
+    write_worker_spec(cfg, policy_dir, reward_dir, prompts_path, out, seed, device, generate_only, verifier)
     procs = []
     for w in range(1, cfg.workers):
         env = dict(os.environ)
@@ -446,8 +469,9 @@ def run_worker(out_dir: str | Path, worker: str | None = None) -> None:
         generate_responses(cfg, spec["policy"], spec["prompts"], out, seed=spec["seed"], device=spec["device"],
                            worker=worker, finish_stage=False)
         return
+    verifier = VerifierRef(**spec["verifier"]) if spec.get("verifier") else None
     rejection_sample(cfg, spec["policy"], spec["reward"], spec["prompts"], out, seed=spec["seed"],
-                     device=spec["device"], worker=worker, finish_stage=False)
+                     verifier=verifier, device=spec["device"], worker=worker, finish_stage=False)
 
 
 def generate_all(cfg, policy_dir, shards: list[list[dict]], out: Path, *, seed: int, backend, device: str,
