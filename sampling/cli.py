@@ -18,7 +18,8 @@ def add_commands(subparsers) -> None:
         "best per prompt as sft.jsonl into --out. Killed mid-way, the same command resumes.",
     )
     parser.add_argument("--policy", required=True, help="the policy model folder (HF format)")
-    parser.add_argument("--reward", required=True, help="the reward model folder (HF sequence classifier)")
+    parser.add_argument("--reward", default=None, help="the reward model folder (HF sequence classifier); "
+                        "not needed with sampling.selection verifier or random")
     parser.add_argument("--prompts", required=True,
                         help='prompts JSONL: {"id": ..., "messages": [...], "task": {...} | null} per line')
     parser.add_argument("--out", required=True, help="the stage folder, e.g. runs/demo/rounds/round_01/samples")

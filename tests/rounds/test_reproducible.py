@@ -23,7 +23,7 @@ SMALL = ["tracking.backend=none", "rounds.num_rounds=1", "data.num_documents=150
          "pretrain.anneal_steps=4", "pretrain.checkpoint_interval=1000", "bootstrap.num_examples=32",
          "rounds.prompts_per_round=8", "rounds.rs_prompts_per_round=12", "reward.num_train_epochs=1",
          "sampling.k=4", "sampling.max_new_tokens=48",
-         "sampling.verify_tasks=false", "eval.n_per_family=4", "experts.enabled=[]"]
+         "sampling.selection=reward", "eval.n_per_family=4", "experts.enabled=[]"]
 SCRIPT = """
 import json, sys
 from rounds.full_config import load_config

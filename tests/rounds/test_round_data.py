@@ -192,7 +192,7 @@ def test_user_prompts_without_a_verifier_are_selected_by_the_reward_model_alone(
     prompts = tmp_path / "samples_prompts.jsonl"
     write_jsonl(round_data.round_prompts(cfg, 1, "samples", 6), prompts)
     sampling = SamplingConfig(backend="transformers", k=4, max_new_tokens=10, shard_size=3, batch_size=3)
-    assert sampling.verify_tasks  # the default verifier: the task world's, which has nothing to check here
+    assert sampling.selection_mode == "verifier_reward"  # the default verifier: the task world's, which has nothing to check here
     out = tmp_path / "samples"
     metrics = run_rejection_sampling(sampling, stopping_policy, reward_dir, prompts, out, seed=0, device="cpu")
     rows = datasets.load_dataset("parquet", data_files=str(out / "candidates" / "*.parquet"), split="train",
