@@ -44,16 +44,9 @@ def log(message: str) -> None:
 
 def copy_stages(src: Path, dst: Path, relpaths: list[str]) -> None:
     """Copy the done stage folders ``relpaths`` of run ``src`` into run ``dst`` (each atomically; done ones kept)."""
-    from workbench.rundir import RunDir, atomic_dir
+    from workbench.rundir import RunDir
 
-    source, target = RunDir(src), RunDir(dst)
-    for rel in relpaths:
-        if target.is_done(rel):
-            continue
-        if not source.is_done(rel):
-            raise FileNotFoundError(f"{src / rel}: not done; {dst} starts from it")
-        with atomic_dir(target.root / rel) as tmp:
-            shutil.copytree(source.root / rel, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+    RunDir(src).copy_done_stages(RunDir(dst), relpaths, f"{dst}, which starts from it,")
 
 
 def copy_shared_files(src: Path, dst: Path) -> None:

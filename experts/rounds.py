@@ -9,13 +9,12 @@ trained before the rounds, by their own stage. :func:`expert_sft_files` lists th
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from experts.config import DOMAINS
 from experts.train import expert_dir
 from workbench.jsonl import write_jsonl
-from workbench.rundir import STAGES, RunDir, atomic_dir, atomic_write_text, is_done
+from workbench.rundir import STAGES, RunDir, atomic_write_text, is_done
 from workbench.seeds import derive_seed
 
 POLICY_PROMPTS = "policy_prompts.jsonl"
@@ -85,15 +84,7 @@ def prepare_sibling_run(source: str | Path, target: str | Path, n: int, domains:
     the store's later rounds hold answers of the source's models. Returns the stages copied now.
     """
     src, dst = RunDir(source), RunDir(target)
-    copied = []
-    for rel in sibling_stages(src, n, domains):
-        if dst.is_done(rel):
-            continue
-        if not src.is_done(rel):
-            raise FileNotFoundError(f"{src.root / rel}: not done; the sibling run {dst.root} needs it")
-        with atomic_dir(dst.root / rel) as tmp:
-            shutil.copytree(src.root / rel, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
-        copied.append(rel)
+    copied = src.copy_done_stages(dst, sibling_stages(src, n, domains), f"the sibling run {dst.root}")
     prompts = dst.round_stage(n, "samples") / "prompts.jsonl"
     if not prompts.exists():
         atomic_write_text(prompts, (src.round_stage(n, "samples") / "prompts.jsonl").read_text(encoding="utf-8"))

@@ -349,6 +349,26 @@ class RunDir:
         """A :class:`Stage` for the folder ``relpath`` under the run."""
         return Stage(self.root / relpath, str(relpath), config=config, inputs=inputs)
 
+    def copy_done_stages(self, target: "RunDir", relpaths, needed_by: str) -> list:
+        """Copy the done stage folders ``relpaths`` of this run into ``target``; the ones copied now.
+
+        Each stage is copied whole into a temp folder and renamed into place, so an interrupted copy is
+        redone and an orchestrator, which trusts a ``done`` manifest, never sees half a stage. Stages
+        already done in ``target`` are kept; one not done here is refused, naming ``needed_by``.
+        """
+        import shutil
+
+        copied = []
+        for rel in relpaths:
+            if target.is_done(rel):
+                continue
+            if not self.is_done(rel):
+                raise FileNotFoundError(f"{self.root / rel}: not done; {needed_by} needs it")
+            with atomic_dir(target.root / rel) as tmp:
+                shutil.copytree(self.root / rel, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+            copied.append(rel)
+        return copied
+
     def is_done(self, relpath: str | Path) -> bool:
         """True when that stage's manifest says ``done``."""
         return is_done(self.root / relpath)
