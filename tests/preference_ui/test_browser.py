@@ -485,12 +485,6 @@ def test_long_answers_scroll_together_and_the_editor_keeps_code_indentation(app,
                            "document.querySelector('#wb-editor textarea')).color !== 'rgba(0, 0, 0, 0)'")
 
 
-def _submit_of(request, side: str, holder: str) -> bool:
-    """Whether a page request is the submit of ``side`` with the editor holding ``holder``'s text."""
-    data = (request.post_data_json or {}).get("data") or []
-    return len(data) == 5 and data[1] == side and data[4] == holder
-
-
 def test_the_editor_highlights_code_and_keeps_the_keys_and_the_exact_text(app, browser):
     url, store = app
     long_line = "A line long enough to wrap in the editor. " * 6
@@ -545,34 +539,6 @@ def test_the_editor_highlights_code_and_keeps_the_keys_and_the_exact_text(app, b
     page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t", arg=left)
     page.wait_for_function(OVERLAY_MATCHES)
     assert page.evaluate("window.__xss") is None
-
-    # a submit sent while a side switch is on its way is refused: the editor still holds the other side's text
-    page.keyboard.press("1")
-    held = []
-
-    def hold_switch(route):
-        data = (route.request.post_data_json or {}).get("data") or []
-        if data[1:3] == ["A", "B"] and not held:  # on_choose from A (the editor's side) to B
-            held.append(route)
-        else:
-            route.continue_()
-    page.route("**/run/predict*", hold_switch)
-    page.keyboard.press("b")
-    page.wait_for_function("() => document.querySelector('#wb-choice input[value=\"B\"]').checked")
-    assert box.input_value() == left
-    page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
-    with page.expect_response(lambda r: "/run/predict" in r.url and _submit_of(r.request, "B", "A")) as answer:
-        page.keyboard.press("Control+Enter")
-    assert "does not hold response B" in answer.value.text()
-    assert len(store.export()) == 1 and len(held) == 1
-    held[0].continue_()
-    page.unroute("**/run/predict*")
-    page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t", arg=right)
-    page.locator("#wb-edit-error .wb-error").wait_for(state="detached")
-    page.keyboard.press("Control+Enter")
-    page.locator("#wb-status .wb-ok", has_text=f"Saved your answer on item {nxt}").wait_for()
-    record = next(r for r in store.export() if r.meta["item_id"] == nxt)
-    assert record.chosen == store.shown_responses("bob", nxt)[1] and record.edited is None
 
 
 async def _login(page, url: str, user: str) -> None:
