@@ -616,7 +616,7 @@ def build_app(store: Store, title: str = "Preference annotation", guidelines: st
             """A new strength or a keystroke in the editor (whose text belongs to ``before``)."""
             user = _user(request)
             if not item:  # the page was emptied (nothing left): no draft to save, and no refusal over the status
-                return {}
+                return {edit_diff: ""}  # (Gradio takes an empty dict for a value: "not enough output values")
             try:
                 store.save_draft(user, item, side, strength, {before: text or ""} if before else {})
                 shown = dict(zip("AB", store.shown_responses(user, item)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -540,6 +541,51 @@ def test_the_editor_highlights_code_and_keeps_the_keys_and_the_exact_text(app, b
     page.wait_for_function(OVERLAY_MATCHES)
     assert page.evaluate("window.__xss") is None
 
+
+
+def test_a_submit_sent_while_a_side_switch_is_loading_is_refused_and_then_goes_through(app, browser, monkeypatch):
+    """The server holds the switch from A to B (a gate on the store, in this process) while the page submits B."""
+    url, store = app
+    store.import_items([_item("s0", "What is 2 + 2?", "Answer: 4", "Answer: 5")], overlap=1)
+    page = _page(browser, url, "carol")
+    item = _wait_item(page)
+    left, right = store.shown_responses("carol", item)
+    page.keyboard.press("a")
+    page.keyboard.press("1")
+    page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t", arg=left)
+    deadline = time.monotonic() + 30
+    while store.draft("carol", item)["level"] != "significantly_better":
+        assert time.monotonic() < deadline, f"the strength was never saved: {store.draft('carol', item)}"
+        time.sleep(0.05)
+    entered, release = threading.Event(), threading.Event()
+    save_draft = store.save_draft
+
+    def held(user, item_id, choice, level, edits):
+        if choice == "B" and "A" in edits and not release.is_set():  # on_choose, from A to B
+            entered.set()
+            release.wait(60)
+        return save_draft(user, item_id, choice, level, edits)
+    monkeypatch.setattr(store, "save_draft", held)
+    try:
+        page.keyboard.press("b")
+        assert entered.wait(60), "the side switch never reached the store"
+        page.wait_for_function("() => document.querySelector('#wb-choice input[value=\"B\"]').checked && "
+                               "!document.querySelector('#wb-submit').disabled")
+        assert page.locator("#wb-editor textarea").input_value() == left
+        page.keyboard.press("Control+Enter")
+        answer = page.locator("#wb-edit-error .wb-error, #wb-status .wb-msg")  # refused, or saved
+        answer.first.wait_for(timeout=60000)
+        assert answer.all_inner_texts() == ["The editor does not hold response B yet (it is loading): submit "
+                                            "again in a moment."]
+        assert store.export() == [] and page.locator("#wb-item input").input_value() == item
+    finally:
+        release.set()
+    page.wait_for_function("t => document.querySelector('#wb-editor textarea').value === t", arg=right)
+    page.locator("#wb-edit-error .wb-error").wait_for(state="detached")
+    page.keyboard.press("Control+Enter")
+    page.locator("#wb-status .wb-ok", has_text=f"Saved your answer on item {item}").wait_for(timeout=60000)
+    (record,) = store.export()
+    assert record.chosen == right and record.rejected == left and record.edited is None
 
 async def _login(page, url: str, user: str) -> None:
     await page.goto(url)
