@@ -134,14 +134,32 @@ HEAD = """
     if (side && !empty && !(field("wb-editor")?.value || "").trim()) out.push("keep a response in the editor");
     return out;
   };
-  setInterval(() => {
+  const refresh = () => {
     const button = q("#wb-submit"), hint = q("#wb-submit-hint .wb-hint");
     if (!button) return;
     const open = !!field("wb-item")?.value, gaps = open ? missing() : [];
-    button.disabled = !open || gaps.length > 0;
+    const off = !open || gaps.length > 0;
+    if (button.disabled !== off) button.disabled = off;  // unchanged: no mutation, so no observer loop
     const text = gaps.length ? `To submit, ${gaps.join(" and ")}.` : "";
     if (hint && hint.textContent !== text) hint.textContent = text;
-  }, 100);
+  };
+  // Submit follows the page at once, not at the next tick of a timer: a button left enabled for the
+  // last item's complete answer took a click meant for nothing yet (and a click as the timer disabled
+  // it was lost). A user's choice fires input/change; the app's updates (a new item, a side's text)
+  // change the page's DOM, and the observer runs after Gradio's whole update is applied. The interval
+  // catches what neither shows.
+  document.addEventListener("input", refresh, true);
+  document.addEventListener("change", refresh, true);
+  new MutationObserver(refresh).observe(document.documentElement,
+    {subtree: true, childList: true, characterData: true, attributes: true});
+  setInterval(refresh, 100);
+  // A click reaches Submit only for a complete answer, judged at the moment of the click.
+  document.addEventListener("click", (ev) => {
+    const button = q("#wb-submit");
+    if (!button || !(ev.target instanceof Node) || !button.contains(ev.target)) return;
+    refresh();
+    if (button.disabled) { ev.preventDefault(); ev.stopImmediatePropagation(); }
+  }, true);
   document.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
       ev.preventDefault(); document.activeElement?.blur(); q("#wb-submit")?.click(); return;

@@ -28,6 +28,20 @@ OVERLAY_MATCHES = """() => {
     getComputedStyle(box).color === 'rgba(0, 0, 0, 0)';
 }"""
 
+# Records, in the first task after the app sets the item box (a message: the earliest a click could
+# be handled), the item and whether Submit is disabled.
+SUBMIT_STATE_WHEN_ITEM_SET = """() => {
+  const box = document.querySelector('#wb-item input');
+  const value = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value');
+  window.__wbSubmitWhenSet = [];
+  Object.defineProperty(box, 'value', {configurable: true, get() { return value.get.call(this); }, set(v) {
+    value.set.call(this, v);
+    const next = new MessageChannel();
+    next.port1.onmessage = () => window.__wbSubmitWhenSet.push([v, document.querySelector('#wb-submit').disabled]);
+    next.port2.postMessage(null);
+  }});
+}"""
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
@@ -212,8 +226,12 @@ def test_after_a_submit_the_next_item_is_at_the_top_and_keys_work_at_once(app, b
     page.keyboard.press("e")  # into the editor, then submit from inside it
     page.keyboard.type(" (checked)")
     _saved(store, "bob", item, "B", store.shown_responses("bob", item)[1] + " (checked)")
+    page.evaluate(SUBMIT_STATE_WHEN_ITEM_SET)
     page.keyboard.press("Control+Enter")
     nxt = _wait_item(page, item)
+    # Submit was already disabled for the new item (it had stayed enabled for the last item's answer
+    # until a timer's next tick: a click then went out for no answer, or was lost)
+    assert [d for v, d in page.evaluate("window.__wbSubmitWhenSet") if v == nxt] == [True]
     assert "Saved your answer on item " + item in page.locator("#wb-status .wb-ok").inner_text()
     page.wait_for_function("() => window.scrollY === 0 && document.activeElement === document.body")
     assert "1 left for you" in page.locator("#wb-progress").inner_text()
