@@ -13,12 +13,17 @@ submissions by the same number of threads through the store API directly, in thi
 At the same time ``--browsers`` people annotate in Debian's Chromium (keys A and 2, then the Submit
 button, with the same think time): reported are the time from opening the page (logged in) to the
 first item shown, and from clicking Submit to the next item shown, p50/p95. 0 browsers skips this.
+A page that waits longer than ``--browser-timeout`` fails the run with what it showed and its last
+requests. Also reported: the CPU seconds of the server, of this process (the API annotators) and of
+Chromium, against what the machine's cores offered in the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import queue
 import random
 import signal
 import socket
@@ -62,22 +67,29 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1] if len(values) > 1 else values[0]
 
 
-def http_run(url: str, store: Store, annotators: int, seconds: float, think: float) -> tuple[list[float], dict]:
-    """Simulated annotators through gradio_client until the deadline: (latencies, acknowledged per user)."""
+def http_run(url: str, store: Store, annotators: int, seconds: float, think: float,
+             on_start=lambda: None) -> tuple[list[float], dict]:
+    """Simulated annotators through gradio_client until the deadline: (latencies, acknowledged per user).
+
+    The run starts once every annotator is connected and has its first item; ``on_start`` is called then.
+    """
     from gradio_client import Client
 
     latencies: list[float] = []
     acked: dict[str, list[str]] = {}
     errors: list[str] = []
-    start = threading.Barrier(annotators)
     deadline = [0.0]
+
+    def begin() -> None:
+        on_start()
+        deadline[0] = time.time() + seconds
+    start = threading.Barrier(annotators, action=begin)
 
     def annotator(user: str) -> None:
         client = Client(url, auth=(user, PASSWORD), verbose=False)
         rng = random.Random(user)
         item, _, left, right, *_ = client.predict(api_name="/current")
         start.wait()
-        deadline[0] = deadline[0] or time.time() + seconds
         acked[user] = []
         while item and time.time() < deadline[0]:
             time.sleep(rng.uniform(0, 2 * think))  # reading time; 0 is a closed-loop stress test
@@ -103,9 +115,25 @@ def http_run(url: str, store: Store, annotators: int, seconds: float, think: flo
     return latencies, acked
 
 
-def browser_run(url: str, users: list[str], seconds: float, think: float) -> tuple[list[float], list[float]]:
-    """People in Chromium until the deadline: (page load to first item, submit to next item) in seconds."""
+PAGE_STATE = """() => {
+  const q = (sel) => document.querySelector(sel);
+  return {item: q('#wb-item input')?.value, side: q('#wb-choice input:checked')?.value || null,
+          level: q('#wb-level input:checked')?.value || null,
+          editor: (q('#wb-editor textarea')?.value || '').slice(0, 40),
+          submit_disabled: q('#wb-submit')?.disabled, status: q('#wb-status')?.innerText,
+          errors: [...document.querySelectorAll('.wb-error')].map((e) => e.innerText)};
+}"""
+
+
+def browser_run(url: str, users: list[str], done: threading.Event, think: float,
+                timeout: float = 60.0) -> tuple[list[float], list[float]]:
+    """People in Chromium until ``done`` is set: (page load to first item, submit to next item) in seconds.
+
+    A wait over ``timeout`` seconds raises, naming the person, the wait, what the page showed and its
+    last requests to the app.
+    """
     import asyncio
+    from collections import deque
 
     from playwright.async_api import async_playwright
 
@@ -113,39 +141,91 @@ def browser_run(url: str, users: list[str], seconds: float, think: float) -> tup
     submits: list[float] = []
     item_js = "prev => { const e = document.querySelector('#wb-item input'); return e && e.value && e.value !== prev; }"
 
-    async def person(browser, user: str, deadline: float) -> None:
+    async def person(browser, user: str) -> None:
         page = await (await browser.new_context()).new_page()
+        sent: deque = deque(maxlen=12)  # the page's last calls of the app's handlers
+        t_open = time.perf_counter()
+
+        def note(request) -> None:
+            if "/run/" in request.url:
+                body = request.post_data_json if request.post_data else None
+                data = body.get("data") if isinstance(body, dict) else None
+                sent.append(f"{time.perf_counter() - t_open:.3f}s fn {body.get('fn_index') if body else '?'} "
+                            f"{str(data)[:60]}")
+        page.on("request", note)
+
+        async def wait(what: str, js: str, arg=None) -> None:
+            try:
+                await page.wait_for_function(js, arg=arg, timeout=timeout * 1000)
+            except Exception as exc:
+                state = await page.evaluate(PAGE_STATE)
+                raise RuntimeError(f"{user}: no {what} within {timeout:g} s ({type(exc).__name__}); the page "
+                                   f"showed {state}; its last requests: {list(sent)}") from None
+
         await page.goto(url)
         await page.locator("input[type=text]").fill(user)
         await page.locator("input[type=password]").fill(PASSWORD)
         await page.keyboard.press("Enter")
-        await page.wait_for_function(item_js, arg="", timeout=120000)
+        await wait("first item after the login", item_js, "")
         t0 = time.perf_counter()  # the page opened again, now with a session
         await page.reload()
-        await page.wait_for_function(item_js, arg="", timeout=120000)
+        await wait("first item after a reload", item_js, "")
         loads.append(time.perf_counter() - t0)
         rng = random.Random(user)
-        while time.time() < deadline:
+        while not done.is_set():
             item = await page.locator("#wb-item input").input_value()
             await asyncio.sleep(rng.uniform(0, 2 * think))
             await page.keyboard.press("a")
             await page.keyboard.press("2")
-            await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled", timeout=120000)
+            await wait("enabled Submit", "() => !document.querySelector('#wb-submit').disabled")
             t0 = time.perf_counter()
             await page.locator("#wb-submit").click()
-            await page.wait_for_function(item_js, arg=item, timeout=120000)
+            await wait(f"next item after submitting {item}", item_js, item)
             submits.append(time.perf_counter() - t0)
 
     async def run() -> None:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            deadline = time.time() + seconds
-            await asyncio.gather(*(person(browser, user, deadline) for user in users))
-            await browser.close()
+            try:
+                await asyncio.gather(*(person(browser, user) for user in users))
+            finally:
+                await browser.close()
 
     asyncio.run(run())
     return loads, submits
+
+
+def people_run(url: str, users: list[str], done, think: float, timeout: float, results) -> None:
+    """:func:`browser_run` in a child process: {"r": its result} or {"error": why it failed} into ``results``."""
+    try:
+        results.put({"r": browser_run(url, users, done, think, timeout)})
+    except Exception as exc:  # reported with the results; the HTTP run goes on
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def cpu_seconds(pid: int, skip: tuple[int, ...] = (), own: bool = True) -> float:
+    """User + system CPU seconds of a live process (``own``) and its live descendants but ``skip``'s (Linux /proc)."""
+    def used(p: int) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def children(p: int) -> list[int]:
+        try:
+            return [int(c) for t in os.listdir(f"/proc/{p}/task")
+                    for c in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
+        except OSError:
+            return []
+    total, todo = (used(pid) if own else 0.0), children(pid)
+    while todo:
+        p = todo.pop()
+        if p not in skip:
+            total += used(p)
+            todo.extend(children(p))
+    return total
 
 
 def direct_run(path: Path, annotators: int, total: int) -> tuple[list[float], float]:
@@ -194,6 +274,10 @@ def main() -> int:
     parser.add_argument("--think", type=float, default=0.0,
                         help="mean seconds an annotator reads before submitting (0: submit back to back)")
     parser.add_argument("--browsers", type=int, default=2, help="people in Chromium besides the API annotators")
+    parser.add_argument("--browser-timeout", type=float, default=60.0,
+                        help="seconds a page may wait for an item or an enabled Submit before the run fails")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="annotation.concurrency of the server (Gradio queue workers for the API calls)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="annotate_bench."))
@@ -202,7 +286,7 @@ def main() -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "rounds.main", "annotate", "serve", "--db", str(store.path),
-                               "--port", str(port), "--set", "annotation.concurrency=8"],
+                               "--port", str(port), "--set", f"annotation.concurrency={args.concurrency}"],
                               cwd=REPO, stdout=open(tmp / "server.log", "w"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
@@ -216,19 +300,34 @@ def main() -> int:
             time.sleep(0.5)
     try:
         t0 = time.time()
-        browsed: dict[str, tuple[list[float], list[float]]] = {}
-        def people_run() -> None:
-            try:
-                browsed["r"] = browser_run(url, [f"web{k:02d}" for k in range(args.browsers)], args.seconds, args.think)
-            except Exception as exc:  # reported with the results; the HTTP run goes on
-                browsed["error"] = exc
+        cpu0: dict[str, float] = {}
 
-        people = threading.Thread(target=people_run)
+        def used() -> dict[str, float]:
+            """CPU seconds so far: the server, this process, its other children (the pages' process, Chromium)."""
+            return {"server": cpu_seconds(server.pid), "self": sum(os.times()[:2]),
+                    "chromium": cpu_seconds(os.getpid(), skip=(server.pid,), own=False), "at": time.time()}
+
+        def measure_from_here() -> None:
+            cpu0.update(used())
+        # The pages run in a process of their own: Playwright's Python side sharing this process's GIL
+        # with the 20 API annotators' threads delayed both (their clients would be other machines)
+        spawn = multiprocessing.get_context("spawn")
+        http_done, results = spawn.Event(), spawn.Queue()
+        people = spawn.Process(target=people_run, args=(url, [f"web{k:02d}" for k in range(args.browsers)],
+                                                        http_done, args.think, args.browser_timeout, results))
         if args.browsers:
             people.start()
-        http_lat, acked = http_run(url, store, args.annotators, args.seconds, args.think)
+        http_lat, acked = http_run(url, store, args.annotators, args.seconds, args.think, measure_from_here)
+        cpu = {k: v - cpu0[k] for k, v in used().items()}  # over the timed HTTP run, the pages still open
+        pages_alive = args.browsers > 0 and people.is_alive()
+        http_done.set()
+        browsed = {}
         if args.browsers:
-            people.join()
+            try:  # the pages stop at their next item; a wait of theirs fails after browser_timeout
+                browsed = results.get(timeout=args.browser_timeout + 120)
+            except queue.Empty:
+                browsed = {"error": f"the pages' process gave no result (exit code {people.exitcode})"}
+            people.join(30)
         http_wall = time.time() - t0
     finally:
         os.kill(server.pid, signal.SIGTERM)
@@ -252,16 +351,25 @@ def main() -> int:
           f"{percentile(http_lat, 0.95) / percentile(base_lat, 0.95):>8.1f}")
     p95 = 1000 * percentile(http_lat, 0.95)
     if "error" in browsed:
-        print(f"\nthe browser run failed: {browsed['error']!r}")
+        print(f"\nthe browser run failed: {browsed['error']}")
     elif args.browsers:
         loads, clicks = browsed["r"]
         print(f"\n{'in the browser (' + str(args.browsers) + ' people)':<40} {'count':>8} {'':>8} {'p50 ms':>8} {'p95 ms':>8}")
         for name, values in (("page load to first item", loads), ("submit to next item", clicks)):
             print(f"{name:<40} {len(values):>8} {'':>8} {1000 * percentile(values, 0.5):>8.1f} "
                   f"{1000 * percentile(values, 0.95):>8.1f}")
+    pages = "" if not args.browsers else ", the pages (Playwright, its driver, Chromium) " + (
+        f"{cpu['chromium']:.1f}" if pages_alive else "n/a (they stopped early)")
+    print(f"\nCPU seconds in the {cpu['at']:.0f} s HTTP run: server {cpu['server']:.1f}, this process (API "
+          f"annotators) {cpu['self']:.1f}{pages}; "
+          f"the {os.cpu_count()} cores offered {os.cpu_count() * cpu['at']:.0f} (other jobs not counted)")
     print(f"\nwrites: {lost} lost, {duplicated} duplicated, {unacked} stored without acknowledgement")
     print(f"target p95 <= 200 ms: {'met' if p95 <= 200 else 'NOT met'} ({p95:.0f} ms)")
-    return 0 if lost == duplicated == unacked == 0 else 1
+    if "r" in browsed and browsed["r"][1]:
+        click95 = 1000 * percentile(browsed["r"][1], 0.95)
+        print(f"in the browser, submit to next item p95 <= 200 ms: {'met' if click95 <= 200 else 'NOT met'} "
+              f"({click95:.0f} ms)")
+    return 0 if lost == duplicated == unacked == 0 and "error" not in browsed else 1
 
 
 if __name__ == "__main__":
