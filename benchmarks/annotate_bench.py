@@ -205,13 +205,17 @@ def people_run(url: str, users: list[str], done, think: float, timeout: float, r
 
 
 def cpu_seconds(pid: int, skip: tuple[int, ...] = (), own: bool = True) -> float:
-    """User + system CPU seconds of a live process (``own``) and its live descendants but ``skip``'s (Linux /proc)."""
+    """User + system CPU seconds of a live process (``own``) and its descendants but ``skip``'s (Linux /proc).
+
+    A process's count includes its children that ended and were waited for (Chromium replaces its page
+    processes as pages navigate), so the sum only grows.
+    """
     def used(p: int) -> float:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
     def children(p: int) -> list[int]:
         try:
