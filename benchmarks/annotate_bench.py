@@ -204,17 +204,14 @@ def people_run(url: str, users: list[str], done, think: float, timeout: float, r
         results.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def cpu_seconds(pid: int, skip: tuple[int, ...] = (), own: bool = True) -> float:
-    """User + system CPU seconds of a live process (``own``) and its descendants but ``skip``'s (Linux /proc).
-
-    A process's count includes its children that ended and were waited for (Chromium replaces its page
-    processes as pages navigate), so the sum only grows.
-    """
-    def used(p: int) -> float:
+def cpu_by_process(pid: int, skip: tuple[int, ...] = (), own: bool = True) -> dict[int, float]:
+    """User + system CPU seconds of a live process (``own``) and of each live descendant but ``skip``'s,
+    each with its ended children that it waited for (Linux /proc)."""
+    def used(p: int) -> float | None:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
-            return 0.0
+            return None
         return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
     def children(p: int) -> list[int]:
@@ -223,13 +220,19 @@ def cpu_seconds(pid: int, skip: tuple[int, ...] = (), own: bool = True) -> float
                     for c in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
         except OSError:
             return []
-    total, todo = (used(pid) if own else 0.0), children(pid)
+    out, todo = {}, [pid] if own else children(pid)
     while todo:
         p = todo.pop()
-        if p not in skip:
-            total += used(p)
+        if p not in skip and (seconds := used(p)) is not None:
+            out[p] = seconds
             todo.extend(children(p))
-    return total
+    return out
+
+
+def cpu_since(before: dict[int, float], now: dict[int, float]) -> float:
+    """CPU seconds used between two :func:`cpu_by_process` readings by the processes alive at the second
+    (a process that ended in between is missed unless a process of the tree waited for it)."""
+    return sum(seconds - before.get(p, 0.0) for p, seconds in now.items())
 
 
 def direct_run(path: Path, annotators: int, total: int) -> tuple[list[float], float]:
@@ -306,10 +309,10 @@ def main() -> int:
         t0 = time.time()
         cpu0: dict[str, float] = {}
 
-        def used() -> dict[str, float]:
-            """CPU seconds so far: the server, this process, its other children (the pages' process, Chromium)."""
-            return {"server": cpu_seconds(server.pid), "self": sum(os.times()[:2]),
-                    "chromium": cpu_seconds(os.getpid(), skip=(server.pid,), own=False), "at": time.time()}
+        def used() -> dict:
+            """CPU readings: the server, this process, its other children (the pages' process, Chromium)."""
+            return {"server": cpu_by_process(server.pid), "self": sum(os.times()[:2]),
+                    "chromium": cpu_by_process(os.getpid(), skip=(server.pid,), own=False), "at": time.time()}
 
         def measure_from_here() -> None:
             cpu0.update(used())
@@ -322,7 +325,9 @@ def main() -> int:
         if args.browsers:
             people.start()
         http_lat, acked = http_run(url, store, args.annotators, args.seconds, args.think, measure_from_here)
-        cpu = {k: v - cpu0[k] for k, v in used().items()}  # over the timed HTTP run, the pages still open
+        now = used()  # over the timed HTTP run, the pages still open
+        cpu = {"server": cpu_since(cpu0["server"], now["server"]), "self": now["self"] - cpu0["self"],
+               "chromium": cpu_since(cpu0["chromium"], now["chromium"]), "at": now["at"] - cpu0["at"]}
         pages_alive = args.browsers > 0 and people.is_alive()
         http_done.set()
         browsed = {}
