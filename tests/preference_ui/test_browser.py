@@ -560,7 +560,6 @@ def test_the_editor_highlights_code_and_keeps_the_keys_and_the_exact_text(app, b
     assert page.evaluate("window.__xss") is None
 
 
-
 def test_a_submit_sent_while_a_side_switch_is_loading_is_refused_and_then_goes_through(app, browser, monkeypatch):
     """The server holds the switch from A to B (a gate on the store, in this process) while the page submits B."""
     url, store = app
@@ -604,6 +603,7 @@ def test_a_submit_sent_while_a_side_switch_is_loading_is_refused_and_then_goes_t
     page.locator("#wb-status .wb-ok", has_text=f"Saved your answer on item {item}").wait_for(timeout=60000)
     (record,) = store.export()
     assert record.chosen == right and record.rejected == left and record.edited is None
+
 
 async def _login(page, url: str, user: str) -> None:
     await page.goto(url)
