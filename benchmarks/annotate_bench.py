@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/annotate_bench.py                 # 20 annotators, 60 s, back to back
     .venv/bin/python benchmarks/annotate_bench.py --think 2       # 20 annotators reading 2 s on average
     .venv/bin/python benchmarks/annotate_bench.py --seconds 10    # a shorter run
+    .venv/bin/python benchmarks/annotate_bench.py --think 2 --client http   # plain HTTP annotators
 
 The server runs in its own process (`workbench annotate serve`); each annotator is a `gradio_client`
-session that asks for its item, judges it with the task world's verifier (simulated annotator rules)
-and submits. Reported: submissions/s, p50/p95 submit latency, and a check that every acknowledged
+session (or, with ``--client http``, a plain HTTP client of the same endpoints) that asks for its item,
+judges it with the task world's verifier (simulated annotator rules) and submits. Reported: submissions/s, p50/p95 submit latency, and a check that every acknowledged
 submission is stored exactly once and nothing unacknowledged is. The baseline is the same number of
 submissions by the same number of threads through the store API directly, in this run.
 
@@ -67,14 +68,42 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1] if len(values) > 1 else values[0]
 
 
+def connect(url: str, user: str, client: str):
+    """``call(api_name, *args)`` -> the endpoint's outputs, for one logged-in annotator.
+
+    ``client`` "gradio": gradio_client (it always goes through Gradio's queue); "http": plain HTTP
+    (httpx, one kept-alive connection) to the same endpoints' ``/gradio_api/run/<name>`` routes, as a
+    script in any language would call them. A refusal raises with the app's reason either way.
+    """
+    if client == "gradio":
+        from gradio_client import Client
+
+        gradio = Client(url, auth=(user, PASSWORD), verbose=False)
+        return lambda api, *args: gradio.predict(*args, api_name=f"/{api}")
+    import uuid
+
+    import httpx
+
+    http = httpx.Client(base_url=url, timeout=120)
+    http.post("login", data={"username": user, "password": PASSWORD}).raise_for_status()
+    session = uuid.uuid4().hex
+
+    def call(api: str, *args):
+        reply = http.post(f"gradio_api/run/{api}", json={"data": list(args), "session_hash": session})
+        body = reply.json()
+        if reply.status_code != 200:
+            raise RuntimeError(f"/{api}: HTTP {reply.status_code}: {body.get('error') or body}")
+        return body["data"][0]  # the endpoint returns one tuple
+    return call
+
+
 def http_run(url: str, store: Store, annotators: int, seconds: float, think: float,
-             on_start=lambda: None) -> tuple[list[float], dict]:
-    """Simulated annotators through gradio_client until the deadline: (latencies, acknowledged per user).
+             on_start=lambda: None, client: str = "gradio") -> tuple[list[float], dict]:
+    """Simulated annotators over HTTP until the deadline: (latencies, acknowledged per user).
 
     The run starts once every annotator is connected and has its first item; ``on_start`` is called then.
+    ``client``: see :func:`connect`.
     """
-    from gradio_client import Client
-
     latencies: list[float] = []
     acked: dict[str, list[str]] = {}
     errors: list[str] = []
@@ -86,9 +115,9 @@ def http_run(url: str, store: Store, annotators: int, seconds: float, think: flo
     start = threading.Barrier(annotators, action=begin)
 
     def annotator(user: str) -> None:
-        client = Client(url, auth=(user, PASSWORD), verbose=False)
+        call = connect(url, user, client)
         rng = random.Random(user)
-        item, _, left, right, *_ = client.predict(api_name="/current")
+        item, _, left, right, *_ = call("current")
         start.wait()
         acked[user] = []
         while item and time.time() < deadline[0]:
@@ -96,8 +125,8 @@ def http_run(url: str, store: Store, annotators: int, seconds: float, think: flo
             verdict = judge(Task.from_dict(store.get_item(item).meta["task"]), left, right, rng, 0.1, 0.05)
             t0 = time.perf_counter()
             try:
-                result = client.predict(item, "A" if verdict.winner == "first" else "B", verdict.level,
-                                        verdict.edited, api_name="/submit")
+                result = call("submit", item, "A" if verdict.winner == "first" else "B", verdict.level,
+                              verdict.edited)
             except Exception as exc:  # an error is a failed, unacknowledged write: reported below
                 errors.append(f"{user}: {exc}")
                 break
@@ -283,6 +312,8 @@ def main() -> int:
     parser.add_argument("--browsers", type=int, default=2, help="people in Chromium besides the API annotators")
     parser.add_argument("--browser-timeout", type=float, default=60.0,
                         help="seconds a page may wait for an item or an enabled Submit before the run fails")
+    parser.add_argument("--client", choices=("gradio", "http"), default="gradio",
+                        help="the API annotators' client: gradio_client (through Gradio's queue) or plain HTTP")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="annotation.concurrency of the server (Gradio queue workers for the API calls)")
     args = parser.parse_args()
@@ -324,7 +355,8 @@ def main() -> int:
                                                         http_done, args.think, args.browser_timeout, results))
         if args.browsers:
             people.start()
-        http_lat, acked = http_run(url, store, args.annotators, args.seconds, args.think, measure_from_here)
+        http_lat, acked = http_run(url, store, args.annotators, args.seconds, args.think, measure_from_here,
+                                   args.client)
         now = used()  # over the timed HTTP run, the pages still open
         cpu = {"server": cpu_since(cpu0["server"], now["server"]), "self": now["self"] - cpu0["self"],
                "chromium": cpu_since(cpu0["chromium"], now["chromium"]), "at": now["at"] - cpu0["at"]}
@@ -347,7 +379,8 @@ def main() -> int:
     base_store = make_store(tmp / "direct.sqlite", args.annotators, args.items, args.overlap)
     base_lat, base_wall = direct_run(base_store.path, args.annotators, n)
 
-    rows = [("HTTP (gradio_client -> app -> store)", n, n / args.seconds, http_lat),
+    rows = [(f"HTTP ({'gradio_client' if args.client == 'gradio' else 'httpx'} -> app -> store)", n,
+             n / args.seconds, http_lat),
             ("store API directly (baseline)", len(base_lat), len(base_lat) / base_wall, base_lat)]
     print(f"\n{args.annotators} annotators, {args.seconds:.0f} s HTTP run (wall {http_wall:.1f} s), "
           f"overlap {args.overlap}, think {args.think} s, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
