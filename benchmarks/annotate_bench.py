@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/annotate_bench.py                 # 20 annotators, 60 s, back to back
     .venv/bin/python benchmarks/annotate_bench.py --think 2       # 20 annotators reading 2 s on average
     .venv/bin/python benchmarks/annotate_bench.py --seconds 10    # a shorter run
-    .venv/bin/python benchmarks/annotate_bench.py --think 2 --client http   # plain HTTP annotators
+    .venv/bin/python benchmarks/annotate_bench.py --think 2 --client http  # plain HTTP annotators
 
 The server runs in its own process (`workbench annotate serve`); each annotator is a `gradio_client`
 session (or, with ``--client http``, a plain HTTP client of the same endpoints) that asks for its item,
-judges it with the task world's verifier (simulated annotator rules) and submits. Reported: submissions/s, p50/p95 submit latency, and a check that every acknowledged
-submission is stored exactly once and nothing unacknowledged is. The baseline is the same number of
+judges it with the task world's verifier (simulated annotator rules) and submits. Reported:
+submissions/s, p50/p95 submit latency, and a check that every acknowledged submission is stored
+exactly once and nothing unacknowledged is. The baseline is the same number of
 submissions by the same number of threads through the store API directly, in this run.
 
 At the same time ``--browsers`` people annotate in Debian's Chromium (keys A and 2, then the Submit
