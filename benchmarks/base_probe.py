@@ -3,8 +3,8 @@
 Every held-out item of the task world needs the model to copy something from the prompt (a function
 name, the operands, the words) or to retrieve a fact the corpus states. A base that cannot do that
 gives the rounds nothing to build on, whatever post-training does. This probe asks base models (or
-pretraining checkpoints, ``base/checkpoints/step-N/state.pt``) for exactly that, greedily, on
-evaluation-side items (``split="eval"``, which no post-training prompt contains), in the corpus's
+pretraining checkpoints, ``base/checkpoints/step-N/``) for exactly that, greedily, on the distinct
+evaluation-side items of ``workbench eval`` (which no post-training prompt contains), in the corpus's
 formats rather than the chat format the base never saw:
 
 - code: ``# {fname}.py: Write a Python function {fname}(xs) that ...`` then ``def``: is the next
@@ -13,7 +13,7 @@ formats rather than the chat format the base never saw:
   task world's verifier), and for math is the first column line the reference's?
 
     .venv/bin/python benchmarks/base_probe.py --tokenizer runs/demo/tokenizer \\
-        old=runs/a/base new=runs/b/base step1200=runs/b/base/checkpoints/step-001200/state.pt
+        old=runs/a/base new=runs/b/base step1200=runs/b/base/checkpoints/step-001200
 
 The first model is the baseline of the ratio column.
 """
@@ -26,20 +26,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.tasks import generate, verify  # noqa: E402
+from workbench.evaluate import evaluation_tasks  # noqa: E402
+from workbench.pretrain.checkpoint import load_checkpoint  # noqa: E402
+from workbench.tasks import verify  # noqa: E402
 
 COLUMNS = ("code_copy", "general", "math", "math_first_column", "multilingual")
 
 
+def is_checkpoint(path: str) -> bool:
+    """A pretraining checkpoint folder (``step-N/state.pt``) rather than a model folder."""
+    return (Path(path) / "state.pt").is_file()
+
+
 def load(spec: str, config_dir: str):
-    """A model folder, or a pretraining checkpoint's ``state.pt`` (architecture from ``config_dir``)."""
-    import torch
+    """A model folder, or a pretraining checkpoint folder (architecture from ``config_dir``)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    if spec.endswith(".pt"):
+    if is_checkpoint(spec):
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config_dir))
-        state = torch.load(spec, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"] if "model" in state else state)
+        model.load_state_dict(load_checkpoint(Path(spec))["model"])
     else:
         model = AutoModelForCausalLM.from_pretrained(spec)
     return model.eval()
@@ -59,7 +64,7 @@ def greedy(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
 def probe(model, tokenizer, n: int, seed: int) -> dict:
     """The shares of :data:`COLUMNS` on ``n`` held-out items per family."""
     result = {}
-    code = generate("code", n, seed=seed, split="eval", canonical_only=True)
+    code = evaluation_tasks(n, seed, ("code",))
     hits = 0
     for task in code:
         name = task.meta["fname"]
@@ -67,7 +72,7 @@ def probe(model, tokenizer, n: int, seed: int) -> dict:
         hits += text.strip().startswith(name)
     result["code_copy"] = hits / n
     for family in ("general", "math", "multilingual"):
-        tasks = generate(family, n, seed=seed, split="eval", canonical_only=True)
+        tasks = evaluation_tasks(n, seed, (family,))
         answers = [greedy(model, tokenizer, f"Question: {t.prompt}\n", 80 if family == "math" else 24)
                    for t in tasks]
         result[family] = sum(verify(t, a).correct for t, a in zip(tasks, answers)) / n
@@ -80,8 +85,8 @@ def probe(model, tokenizer, n: int, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("models", nargs="+", help="name=DIR or name=checkpoint/state.pt; the first is the baseline")
-    parser.add_argument("--tokenizer", required=True, help="the run's tokenizer folder (also the checkpoints' config)")
+    parser.add_argument("models", nargs="+", help="name=MODEL_DIR or name=CHECKPOINT_DIR; the first is the baseline")
+    parser.add_argument("--tokenizer", required=True, help="the run's tokenizer folder")
     parser.add_argument("--config-dir", default=None,
                         help="a model folder whose config.json the checkpoints use (default: the first folder given)")
     parser.add_argument("--n", type=int, default=40, help="held-out items per family")
@@ -98,9 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not path:
             parser.error(f"{item!r}: expected name=PATH")
         specs.append((name, path))
-    folders = [p for _, p in specs if not p.endswith(".pt")]
+    folders = [p for _, p in specs if not is_checkpoint(p)]
     config_dir = args.config_dir or (folders[0] if folders else None)
-    if config_dir is None and any(p.endswith(".pt") for _, p in specs):
+    if config_dir is None and len(folders) < len(specs):
         parser.error("checkpoints need --config-dir (a model folder with the same architecture)")
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     rows = []
