@@ -1,5 +1,6 @@
 """Configs of the bootstrap policy and the round orchestrator (`workbench rounds`)."""
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,11 +17,23 @@ class BootstrapConfig:
 
     num_examples: int = field(400, "curated demonstrations (task-world reference solutions); 0 with no "
                                    "rounds.sft_data: the base (a user's chat model) is the first policy as it is")
+    learning_rate: float | None = field(None, "peak learning rate of the bootstrap SFT (null: sft.learning_rate)")
+    num_train_epochs: float | None = field(None, "epochs of the bootstrap SFT (null: sft.num_train_epochs)")
 
     def validate(self) -> None:
         """Check ranges."""
         if self.num_examples < 0:
             raise ConfigError("num_examples: must be at least 0 (0: no task-world demonstrations)")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError("learning_rate: must be positive (or null: sft.learning_rate)")
+        if self.num_train_epochs is not None and not self.num_train_epochs > 0:
+            raise ConfigError("num_train_epochs: must be positive (or null: sft.num_train_epochs)")
+
+    def sft_config(self, sft):
+        """``sft`` (the rounds' SFT config) with this bootstrap's learning rate and epochs where they are set."""
+        changes = {name: value for name in ("learning_rate", "num_train_epochs")
+                   if (value := getattr(self, name)) is not None}
+        return dataclasses.replace(sft, **changes) if changes else sft
 
 
 @dataclass

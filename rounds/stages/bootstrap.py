@@ -38,8 +38,8 @@ def run(ctx: StageContext) -> Result:
     metrics: dict = {}
     work = run_dir.root / ".bootstrap-model"  # train_sft writes a fresh folder in one rename
     if rows:
-        metrics.update(run_call(cfg.distributed, train_sft, work, sft_cfg=cfg.sft, data=rows, init_dir=run_dir.base,
-                                out_dir=work, seed=derive_seed(cfg.seed, "bootstrap"),
+        metrics.update(run_call(cfg.distributed, train_sft, work, sft_cfg=cfg.bootstrap.sft_config(cfg.sft), data=rows,
+                                init_dir=run_dir.base, out_dir=work, seed=derive_seed(cfg.seed, "bootstrap"),
                                 tracking=tracking.trainer_kwargs(cfg, "bootstrap")))
     else:
         shutil.rmtree(work, ignore_errors=True)
