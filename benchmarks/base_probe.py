@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         specs.append((name, path))
     folders = [p for _, p in specs if not is_checkpoint(p)]
     config_dir = args.config_dir or (folders[0] if folders else None)
-    if config_dir is None and len(folders) < len(specs):
+    if config_dir is None:  # every model given is a checkpoint
         parser.error("checkpoints need --config-dir (a model folder with the same architecture)")
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     rows = []
