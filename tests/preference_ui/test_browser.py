@@ -612,20 +612,55 @@ async def _login(page, url: str, user: str) -> None:
     await page.keyboard.press("Enter")
 
 
-async def _next_item(page, previous: str) -> str:
-    await page.wait_for_function(
-        "prev => { const e = document.querySelector('#wb-item input'); return e && e.value !== prev && "
-        "(e.value || document.querySelector('#wb-prompt').innerText.startsWith('Nothing left')); }",
-        arg=previous, timeout=60000)
-    return await page.locator("#wb-item input").input_value()
+PAGE_STATE_JS = """() => {
+  const q = (s) => document.querySelector(s);
+  return {item: q('#wb-item input')?.value, choice: q('#wb-choice input:checked')?.value || null,
+          level: q('#wb-level input:checked')?.value || null, submit_disabled: q('#wb-submit')?.disabled,
+          hint: q('#wb-submit-hint')?.innerText, status: q('#wb-status')?.innerText,
+          edit_error: q('#wb-edit-error')?.innerText, editor: q('#wb-editor textarea')?.value?.slice(0, 80)};
+}"""
+
+
+async def _next_item(page, previous: str, user: str = "", store: Store | None = None,
+                     or_submit_again: bool = False) -> str | None:
+    """The item shown after ``previous`` (None: the app asked to submit again, when ``or_submit_again``); a
+    stall fails with what the page and the store show."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await page.wait_for_function(
+            "([prev, again]) => { const e = document.querySelector('#wb-item input');"
+            " const err = document.querySelector('#wb-edit-error')?.innerText || '';"
+            " return (e && e.value !== prev && (e.value ||"
+            " document.querySelector('#wb-prompt').innerText.startsWith('Nothing left')))"
+            " || (again && err.includes('submit again')); }",
+            arg=[previous, or_submit_again], timeout=60000)
+    except PlaywrightTimeout:
+        state = await page.evaluate(PAGE_STATE_JS)
+        audit = [(a["action"], a["item_id"]) for a in store.audit_log(user=user)] if store else []
+        raise AssertionError(f"{user}: no item after {previous!r} in 60 s; page {state}; audit {audit}") from None
+    shown = await page.locator("#wb-item input").input_value()
+    return None if or_submit_again and shown == previous else shown
+
+
+async def _submit_and_next(page, item: str, user: str, store: Store, press) -> str:
+    """Submit with ``press`` and return the next item. A submission that overtakes the side switch's answer
+    is refused with "submit again in a moment" and the item stays: it is submitted once more, as a user would."""
+    await press()
+    for _ in range(3):
+        shown = await _next_item(page, item, user, store, or_submit_again=True)
+        if shown is not None:
+            return shown
+        await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
+        await press()
+    return await _next_item(page, item, user, store)
 
 
 async def _annotate(page, url: str, user: str, store: Store, keyboard: bool, edit_first: str | None) -> list:
     """Answer every item: pick the shown side holding response a; returns (item, shown choice) pairs."""
     await _login(page, url, user)
-    done, item = [], ""
+    done, item = [], await _next_item(page, "", user, store)
     while True:
-        item = await _next_item(page, item)
         if not item:
             return done
         choice = "A" if store.shown_responses(user, item)[0] == store.get_item(item).response_a else "B"
@@ -634,7 +669,7 @@ async def _annotate(page, url: str, user: str, store: Store, keyboard: bool, edi
             await page.keyboard.press(choice.lower())
             await page.keyboard.press("3")
             await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
-            await page.keyboard.press("Control+Enter")
+            press = lambda: page.keyboard.press("Control+Enter")  # noqa: E731
         else:
             await page.locator(f'#wb-choice input[value="{choice}"]').click()
             await page.locator('#wb-level input[value="better"]').click()
@@ -643,8 +678,9 @@ async def _annotate(page, url: str, user: str, store: Store, keyboard: bool, edi
             if edit_first and not done:
                 await page.locator("#wb-editor textarea").fill(edit_first)
                 await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
-            await page.locator("#wb-submit").click()
+            press = page.locator("#wb-submit").click
         done.append((item, choice))
+        item = await _submit_and_next(page, item, user, store, press)
 
 
 def test_two_annotators_concurrently_with_overlap_2_mouse_and_keyboard(app):
