@@ -621,8 +621,7 @@ PAGE_STATE_JS = """() => {
 }"""
 
 
-async def _next_item(page, previous: str, user: str = "", store: Store | None = None,
-                     or_submit_again: bool = False) -> str | None:
+async def _next_item(page, previous: str, user: str, store: Store, or_submit_again: bool = False) -> str | None:
     """The item shown after ``previous`` (None: the app asked to submit again, when ``or_submit_again``); a
     stall fails with what the page and the store show."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
@@ -637,7 +636,7 @@ async def _next_item(page, previous: str, user: str = "", store: Store | None = 
             arg=[previous, or_submit_again], timeout=60000)
     except PlaywrightTimeout:
         state = await page.evaluate(PAGE_STATE_JS)
-        audit = [(a["action"], a["item_id"]) for a in store.audit_log(user=user)] if store else []
+        audit = [(a["action"], a["item_id"]) for a in store.audit_log(user=user)]
         raise AssertionError(f"{user}: no item after {previous!r} in 60 s; page {state}; audit {audit}") from None
     shown = await page.locator("#wb-item input").input_value()
     return None if or_submit_again and shown == previous else shown
@@ -645,14 +644,14 @@ async def _next_item(page, previous: str, user: str = "", store: Store | None = 
 
 async def _submit_and_next(page, item: str, user: str, store: Store, press) -> str:
     """Submit with ``press`` and return the next item. A submission that overtakes the side switch's answer
-    is refused with "submit again in a moment" and the item stays: it is submitted once more, as a user would."""
+    is refused with "submit again in a moment" and the item stays: it is submitted once more, as a user would.
+    After that one retry only a new item counts (the refusal's text stays on the page until the answer)."""
     await press()
-    for _ in range(3):
-        shown = await _next_item(page, item, user, store, or_submit_again=True)
-        if shown is not None:
-            return shown
-        await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
-        await press()
+    shown = await _next_item(page, item, user, store, or_submit_again=True)
+    if shown is not None:
+        return shown
+    await page.wait_for_function("() => !document.querySelector('#wb-submit').disabled")
+    await press()
     return await _next_item(page, item, user, store)
 
 
