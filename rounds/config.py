@@ -7,6 +7,7 @@ from typing import Literal
 
 from workbench.config_base import ConfigError, field
 from workbench.preferences import LEVELS
+from workbench.tasks.world import check_weights
 
 VARIANT_STAGES = ("reward", "sft", "dpo")
 
@@ -59,6 +60,9 @@ class RoundsConfig:
     prompt_source: Literal["task_world", "user", "mix"] = field(
         "task_world", "where a round's prompts come from: the task world, rounds.prompts, or both")
     user_prompt_share: float = field(0.5, "with prompt_source mix, the share of a round's prompts from rounds.prompts")
+    family_weights: dict[str, float] = field(
+        {}, "share of each task family among a round's task-world prompts (preference and rejection sampling), "
+        "e.g. {math: 0.3, code: 0.1, multilingual: 0.2, general: 0.4}; families left out get none; {}: uniform")
     preference_data: list[str] = field(
         [], "the user's preference files (workbench schema, TRL explicit or implicit prompt, rated completions), "
         "read by the reward and DPO stages beside the rounds' own preferences")
@@ -82,6 +86,11 @@ class RoundsConfig:
             raise ConfigError(f"prompts: prompt_source {self.prompt_source} needs at least one prompt file")
         if not 0 < self.user_prompt_share < 1:
             raise ConfigError("user_prompt_share: must be in (0, 1)")
+        if self.family_weights:
+            try:
+                check_weights(self.family_weights)
+            except ValueError as e:
+                raise ConfigError(f"family_weights: {str(e).removeprefix('family weights: ')}") from None
         for name in ("prompts", "preference_data", "sft_data"):
             for i, path in enumerate(getattr(self, name)):
                 if not Path(path).exists():

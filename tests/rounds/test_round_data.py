@@ -16,6 +16,23 @@ def test_round_prompts_are_seeded_per_round_and_purpose():
     assert len({p["id"] for p in first}) == 8
 
 
+def test_family_weights_shape_the_rounds_task_world_prompts():
+    from collections import Counter
+
+    cfg = load_config(overrides=["rounds.family_weights={math: 3, general: 1}"])
+    prompts = round_data.round_prompts(cfg, 1, "samples", 400)
+    counts = Counter(p["task"]["family"] for p in prompts)
+    assert set(counts) == {"math", "general"} and 250 < counts["math"] < 350, counts
+    assert prompts == round_data.round_prompts(cfg, 1, "samples", 400)
+
+
+def test_family_weights_errors_name_the_field():
+    from workbench.config_base import ConfigError
+
+    with pytest.raises(ConfigError, match=r"rounds.family_weights: 'maths' is not a task family"):
+        load_config(overrides=["rounds.family_weights={maths: 1}"])
+
+
 def test_curated_examples_are_verified_reference_solutions():
     from workbench.tasks import verify
 

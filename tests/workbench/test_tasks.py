@@ -104,6 +104,32 @@ def test_generation_is_deterministic_per_seed_and_prefix_stable():
     assert Task.from_dict(first[0]).to_dict() == first[0]
 
 
+def test_family_weights_set_the_mix_and_leave_the_uniform_stream_alone():
+    n = 4000
+    weighted = generate(None, n, seed=3, weights={"math": 0.5, "general": 0.3, "multilingual": 0.2})
+    counts = {f: sum(t.family == f for t in weighted) for f in FAMILIES}
+    assert counts["code"] == 0
+    for family, share in {"math": 0.5, "general": 0.3, "multilingual": 0.2}.items():
+        sd = (n * share * (1 - share)) ** 0.5  # binomial spread
+        assert abs(counts[family] - n * share) < 4 * sd, counts
+    assert {t.template for t in weighted if t.family == "general"} == {
+        t for t, f in TEMPLATES.items() if f == "general"}  # templates stay uniform within a family
+    assert [t.to_dict() for t in weighted[:50]] == [t.to_dict() for t in generate(
+        None, 50, seed=3, weights={"math": 5, "general": 3, "multilingual": 2})]  # only the proportions count
+    # no weights ({} or None) is the uniform stream, draw for draw
+    assert [t.to_dict() for t in generate(None, 40, seed=3, weights={})] == [
+        t.to_dict() for t in generate(None, 40, seed=3)]
+
+
+def test_family_weights_name_every_problem():
+    with pytest.raises(ValueError, match=r"'poetry' is not a task family.*code: -1 is negative"):
+        generate(None, 3, seed=0, weights={"poetry": 1, "code": -1})
+    with pytest.raises(ValueError, match="no family has a positive weight"):
+        generate(None, 3, seed=0, weights={"code": 0})
+    with pytest.raises(ValueError, match="not to one family"):
+        generate("math", 3, seed=0, weights={"math": 1})
+
+
 def test_generate_rejects_unknown_families():
     with pytest.raises(ValueError, match="task family 'poetry'"):
         generate("poetry", 3, seed=0)

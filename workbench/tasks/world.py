@@ -41,22 +41,47 @@ def make_task(template: str, rng: random.Random, canonical_only: bool = False, s
     raise RuntimeError(f"task template {template!r}: no {split} item in {MAX_DRAWS} draws")
 
 
+def check_weights(weights: dict[str, float]) -> None:
+    """A clear error for family weights that name an unknown family, are negative, or are all zero."""
+    problems = [f"{f!r} is not a task family (expected one of {FAMILIES})" for f in weights if f not in FAMILIES]
+    problems += [f"{f}: {w} is negative" for f, w in weights.items() if not w >= 0]
+    if not problems and not any(w > 0 for w in weights.values()):
+        problems.append("no family has a positive weight")
+    if problems:
+        raise ValueError("family weights: " + "; ".join(problems))
+
+
 def stream(family: str | None = None, seed: int = 0, *, canonical_only: bool = False,
-           split: str = "posttrain") -> Iterator[Task]:
-    """An endless, seeded stream of tasks of ``family`` (None: families drawn uniformly) from the ``split`` side."""
+           split: str = "posttrain", weights: dict[str, float] | None = None) -> Iterator[Task]:
+    """An endless, seeded stream of tasks of ``family`` from the ``split`` side.
+
+    ``family`` None mixes the families: uniformly, or in proportion to ``weights`` (family -> weight,
+    families left out get none); templates within a family are drawn uniformly.
+    """
+    if family is not None and weights:
+        raise ValueError("family weights apply to a mix of families (family=None), not to one family")
+    if weights:
+        check_weights(weights)
     families = list(FAMILIES) if family is None else [family]
     pools = {f: templates_of(f) for f in families}
     rng = random.Random(f"workbench.tasks:{family or 'mix'}:{seed}")
+    if weights:
+        shares = [weights.get(f, 0.0) for f in families]
+        while True:
+            yield make_task(rng.choice(pools[rng.choices(families, shares)[0]]), rng, canonical_only, split)
     while True:
         yield make_task(rng.choice(pools[rng.choice(families)]), rng, canonical_only, split)
 
 
 def generate(family: str | None, n: int, seed: int, *, canonical_only: bool = False,
-             split: str = "posttrain") -> list[Task]:
-    """``n`` tasks of ``family`` (None: a uniform mix) from the ``split`` side; a seed gives the same tasks (and prefixes)."""
+             split: str = "posttrain", weights: dict[str, float] | None = None) -> list[Task]:
+    """``n`` tasks of ``family`` (None: a mix, uniform or by ``weights``) from the ``split`` side.
+
+    A seed gives the same tasks (and prefixes).
+    """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    return list(itertools.islice(stream(family, seed, canonical_only=canonical_only, split=split), n))
+    return list(itertools.islice(stream(family, seed, canonical_only=canonical_only, split=split, weights=weights), n))
 
 
 def verify(task: Task, response: str) -> Verdict:
