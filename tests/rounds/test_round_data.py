@@ -120,7 +120,7 @@ def test_mix_takes_its_share_from_the_user_and_the_rest_from_the_task_world(tmp_
     world = [p for p in prompts if "-user-" not in p["id"]]
     assert len(user) == 2 and all(p["task"] is None for p in user)
     expected = round_data.prompt_records(round_data.generate(None, 6, seed=round_data.derive_seed(
-        cfg.seed, "round", 2, "preferences")), "r02-pref")
+        cfg.seed, "round", 2, "preferences"), weights=cfg.rounds.family_weights), "r02-pref")
     assert sorted(world, key=lambda p: p["id"]) == expected
     assert prompts == round_data.round_prompts(cfg, 2, "preferences", 8)
     assert round_data.prompt_formats(cfg) == {"prompt_source": "mix", "data_formats": [
