@@ -7,7 +7,7 @@ from typing import Literal
 
 from workbench.config_base import ConfigError, field
 from workbench.preferences import LEVELS
-from workbench.tasks.world import check_weights
+from workbench.tasks.world import weight_problems
 
 VARIANT_STAGES = ("reward", "sft", "dpo")
 
@@ -86,11 +86,8 @@ class RoundsConfig:
             raise ConfigError(f"prompts: prompt_source {self.prompt_source} needs at least one prompt file")
         if not 0 < self.user_prompt_share < 1:
             raise ConfigError("user_prompt_share: must be in (0, 1)")
-        if self.family_weights:
-            try:
-                check_weights(self.family_weights)
-            except ValueError as e:
-                raise ConfigError(f"family_weights: {str(e).removeprefix('family weights: ')}") from None
+        if problems := weight_problems(self.family_weights):
+            raise ConfigError("family_weights: " + "; ".join(problems))
         for name in ("prompts", "preference_data", "sft_data"):
             for i, path in enumerate(getattr(self, name)):
                 if not Path(path).exists():

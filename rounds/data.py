@@ -32,7 +32,7 @@ def round_prompts(cfg, n: int, purpose: str, count: int) -> list[dict]:
     """Round ``n``'s prompts (``purpose``: preferences or samples) from ``rounds.prompt_source``, seeded per round."""
     users = user_prompt_count(cfg, count)
     tasks = generate(None, count - users, seed=derive_seed(cfg.seed, "round", n, purpose),
-                     weights=cfg.rounds.family_weights or None) if count > users else []
+                     weights=cfg.rounds.family_weights) if count > users else []
     records = prompt_records(tasks, f"r{n:02d}-{purpose[:4]}")
     if users:
         # a slot that straddles the end of a pass (or outnumbers the pool) keeps each prompt once

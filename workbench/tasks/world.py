@@ -41,14 +41,13 @@ def make_task(template: str, rng: random.Random, canonical_only: bool = False, s
     raise RuntimeError(f"task template {template!r}: no {split} item in {MAX_DRAWS} draws")
 
 
-def check_weights(weights: dict[str, float]) -> None:
-    """A clear error for family weights that name an unknown family, are negative, or are all zero."""
+def weight_problems(weights: dict[str, float]) -> list[str]:
+    """Every problem of family weights: an unknown family, a negative weight, no positive weight ({}: none)."""
     problems = [f"{f!r} is not a task family (expected one of {FAMILIES})" for f in weights if f not in FAMILIES]
     problems += [f"{f}: {w} is negative" for f, w in weights.items() if not w >= 0]
-    if not problems and not any(w > 0 for w in weights.values()):
+    if weights and not problems and not any(w > 0 for w in weights.values()):
         problems.append("no family has a positive weight")
-    if problems:
-        raise ValueError("family weights: " + "; ".join(problems))
+    return problems
 
 
 def stream(family: str | None = None, seed: int = 0, *, canonical_only: bool = False,
@@ -60,17 +59,18 @@ def stream(family: str | None = None, seed: int = 0, *, canonical_only: bool = F
     """
     if family is not None and weights:
         raise ValueError("family weights apply to a mix of families (family=None), not to one family")
-    if weights:
-        check_weights(weights)
+    if weights and (problems := weight_problems(weights)):
+        raise ValueError("family weights: " + "; ".join(problems))
     families = list(FAMILIES) if family is None else [family]
     pools = {f: templates_of(f) for f in families}
     rng = random.Random(f"workbench.tasks:{family or 'mix'}:{seed}")
     if weights:
         shares = [weights.get(f, 0.0) for f in families]
-        while True:
-            yield make_task(rng.choice(pools[rng.choices(families, shares)[0]]), rng, canonical_only, split)
+        pick = lambda: rng.choices(families, shares)[0]  # noqa: E731
+    else:
+        pick = lambda: rng.choice(families)  # noqa: E731  (the uniform stream, unchanged draw for draw)
     while True:
-        yield make_task(rng.choice(pools[rng.choice(families)]), rng, canonical_only, split)
+        yield make_task(rng.choice(pools[pick()]), rng, canonical_only, split)
 
 
 def generate(family: str | None, n: int, seed: int, *, canonical_only: bool = False,
