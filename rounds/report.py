@@ -15,6 +15,8 @@ ROUND_COLUMNS = (
     ("reward", "heldout_accuracy_significantly_better", "RM acc (sig. better)"),
     ("samples", "mean_score_all", "RS reward (all)"),
     ("samples", "mean_score_selected", "RS reward (kept)"),
+    ("samples", "random_pick_pass_rate", "RS pass: random sample"),
+    ("samples", "reward_pick_pass_rate", "RS pass: RM's pick"),
     ("sft", "train_loss", "SFT loss"),
     ("dpo", "rewards_accuracies", "DPO reward acc"),
     ("dpo", "rewards_margins", "DPO margin"),

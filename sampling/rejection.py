@@ -549,6 +549,35 @@ def score_one(cfg, shard: list[dict], i: int, out: Path, verifier, scorer, worke
     logger.info("scored %s", shard_name(i))
 
 
+def pick_pass_rates(rows: list[dict]) -> dict[str, float | None]:
+    """How often three picks among a prompt's stopped samples pass the verifier, averaged over prompts.
+
+    ``random_pick_pass_rate``: a sample drawn uniformly (the ``random`` selection, in expectation);
+    ``distinct_pick_pass_rate``: a distinct text drawn uniformly, each answer once however often it
+    was sampled; ``reward_pick_pass_rate``: the reward model's best (the ``reward`` selection). A
+    right answer tends to recur among the K samples while wrong ones scatter, so a reward model
+    that knows nothing of correctness picks like the distinct draw, below the random one; it helps
+    selection only where its pick beats the random draw. Prompts without a checked, stopped sample
+    are left out; a rate is None when nothing was checked (no verifier) or scored (no reward model).
+    """
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["finish_reason"] != "length" and row["verified"] is not None:
+            groups.setdefault(row["prompt_id"], []).append(row)
+    if not groups:
+        return {"random_pick_pass_rate": None, "distinct_pick_pass_rate": None, "reward_pick_pass_rate": None}
+    random_pick, distinct_pick, reward_pick = [], [], []
+    for group in groups.values():
+        random_pick.append(sum(bool(r["verified"]) for r in group) / len(group))
+        distinct = {r["text"]: bool(r["verified"]) for r in group}
+        distinct_pick.append(sum(distinct.values()) / len(distinct))
+        if all(r["score"] is not None for r in group):
+            reward_pick.append(bool(max(group, key=lambda r: r["score"])["verified"]))
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    return {"random_pick_pass_rate": mean(random_pick), "distinct_pick_pass_rate": mean(distinct_pick),
+            "reward_pick_pass_rate": mean(reward_pick) if len(reward_pick) == len(groups) else None}
+
+
 def finish(out: Path, num_shards: int) -> dict[str, Any]:
     """Write ``sft.jsonl`` from the chosen candidates, drop the generations, and return the metrics."""
     import pyarrow.parquet as pq
@@ -579,6 +608,7 @@ def finish(out: Path, num_shards: int) -> dict[str, Any]:
         "mean_score_all": mean([r["score"] for r in rows if r["score"] is not None]),  # None: nothing scored
         "mean_score_selected": mean([r["score"] for r in chosen if r["score"] is not None]),
         "verifier_pass_rate": sum(r["verifier_passed"] for r in records) / checked if checked else None,
+        **pick_pass_rates(rows),  # is the reward model's pick better than a random sample's?
         "mean_tokens": mean([r["num_tokens"] for r in rows]),
         "stop_rate": mean([r["finish_reason"] == "stop" for r in rows]),
         "unfinished_samples": sum(r["finish_reason"] == "length" for r in rows),  # dropped before selection

@@ -265,3 +265,36 @@ def test_unfinished_samples_are_dropped_before_selection_and_counted(finished):
                     if any(r["verified"] for r in group if r["finish_reason"] == "length")
                     and not any(r["verified"] for r in group if r["finish_reason"] == "stop")]
     assert metrics["prompts_only_unfinished"] == len(only_cut_off)
+
+
+def test_pick_pass_rates_by_hand():
+    from sampling.rejection import pick_pass_rates
+
+    def row(pid, text, verified, score, finish="stop"):
+        return {"prompt_id": pid, "text": text, "verified": verified, "score": score, "finish_reason": finish}
+
+    rows = [  # p1: the right answer three times, two wrong ones once; the reward model prefers a wrong one
+        row("p1", "4", True, 0.1), row("p1", "4", True, 0.1), row("p1", "4", True, 0.1),
+        row("p1", "5", False, 0.9), row("p1", "6", False, 0.2),
+        # p2: a cut-off sample is left out even though it would score best and pass
+        row("p2", "x", False, 0.0), row("p2", "y", True, 0.5), row("p2", "y long", True, 9.0, finish="length"),
+        row("p3", "z", True, 1.0, finish="length"),  # p3 has no stopped sample: not counted
+    ]
+    rates = pick_pass_rates(rows)
+    assert rates["random_pick_pass_rate"] == pytest.approx((3 / 5 + 1 / 2) / 2)
+    assert rates["distinct_pick_pass_rate"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert rates["reward_pick_pass_rate"] == pytest.approx((0 + 1) / 2)
+    unscored = pick_pass_rates([{**r, "score": None} for r in rows])
+    assert unscored["reward_pick_pass_rate"] is None and unscored["random_pick_pass_rate"] == rates["random_pick_pass_rate"]
+    assert set(pick_pass_rates([{**r, "verified": None} for r in rows]).values()) == {None}
+
+
+def test_the_run_reports_how_often_each_pick_passes(finished):
+    out, metrics = finished
+    rows = [r for r in load_candidates(out).to_list() if r["finish_reason"] == "stop"]
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["prompt_id"], []).append(r)
+    best = [max(g, key=lambda r: r["score"]) for g in groups.values()]
+    assert metrics["reward_pick_pass_rate"] == pytest.approx(sum(bool(r["verified"]) for r in best) / len(groups))
+    assert 0 <= metrics["random_pick_pass_rate"] <= 1 and 0 <= metrics["distinct_pick_pass_rate"] <= 1
