@@ -5,7 +5,9 @@
 All are measured in the same run on the same machine: the float32 ceiling (torch.mm on large
 square matrices), `workbench pretrain` (its median step tokens/s, from its step log), the same with
 `pretrain.compile: true` (the step's forward pass and loss through torch.compile; the compiling
-steps are excluded) and a `transformers.Trainer` loop on the same model (same init), the same
+steps are excluded), the same with `pretrain.deterministic: false` (inductor's atomic adds instead
+of ATen's serial accumulation: faster, not reproducible bit for bit; both loops otherwise keep the
+default, deterministic) and a `transformers.Trainer` loop on the same model (same init), the same
 packed rows, the same 4D document mask, AdamW and clipping. Achieved GFLOP/s counts, per token,
 6 x parameters (the tied output embedding once) plus 12 x layers x seq_len x attention width for
 the attention scores and their weighted sum (the PaLM model-FLOPs formula; with an explicit block
@@ -76,13 +78,15 @@ def prepare_run(root: Path, source: Path | None) -> None:
     save_tokenizer(train_tokenizer(list(texts), vocab_size=2048), root / "tokenizer")
 
 
-def workbench_loop(root: Path, size: str, seq_len: int, batch: int, steps: int, compile: bool = False) -> float:
+def workbench_loop(root: Path, size: str, seq_len: int, batch: int, steps: int, compile: bool = False,
+                   deterministic: bool = True) -> float:
     """Median step tokens/s of `workbench pretrain` (warm-up and compile steps excluded)."""
     cfg = build(WorkbenchConfig, {
         "run_dir": str(root), "tracking": {"backend": "none"}, "model": {"size": size},
         "pretrain": {"max_steps": steps, "warmup_steps": 2, "anneal_steps": 0, "anneal_average": 1,
                      "ramp": [[0, seq_len, batch]], "eval_interval": 0, "eval_tokens": 512,
-                     "checkpoint_interval": 10**6, "compile": compile}}, "bench:")
+                     "checkpoint_interval": 10**6, "compile": compile,
+                     "deterministic": deterministic}}, "bench:")
     run_stage(PRETRAIN, cfg, RunDir(root), force=True)
     return float(np.median([r["tokens_per_s"] for r in read_log(root / "base")[3:]]))
 
@@ -143,6 +147,8 @@ def main() -> None:
         ceiling = matmul_ceiling()
         ours = workbench_loop(root, args.size, args.seq_len, args.batch, args.steps)
         compiled = workbench_loop(root, args.size, args.seq_len, args.batch, args.steps, compile=True)
+        racing = workbench_loop(root, args.size, args.seq_len, args.batch, args.steps, compile=True,
+                                deterministic=False)
         hf = trainer_loop(root, args.size, args.seq_len, args.batch, args.steps)
         ceiling = max(ceiling, matmul_ceiling())
     flops_per_token = model_flops_per_token(params, cfg.num_hidden_layers,
@@ -154,7 +160,7 @@ def main() -> None:
     print(f"{'':28}{'tokens/s':>10}{'GFLOP/s':>10}{'% ceiling':>11}{'vs Trainer':>12}")
     print(f"{'float32 torch.mm ceiling':28}{'':>10}{ceiling:>10.1f}{100:>10.0f}%{'':>12}")
     for name, tok_s in (("workbench pretrain loop", ours), ("... with pretrain.compile", compiled),
-                        ("transformers.Trainer", hf)):
+                        ("... compile, atomic adds", racing), ("transformers.Trainer", hf)):
         print(f"{name:28}{tok_s:>10.0f}{gflops(tok_s):>10.1f}{100 * gflops(tok_s) / ceiling:>10.0f}%"
               f"{tok_s / hf:>11.2f}x")
 

@@ -42,6 +42,10 @@ class PretrainConfig:
     log_interval: int = field(1, "steps between tracker logs")
     compile: bool = field(False, "torch.compile the training step's forward pass and loss (inductor); "
                                  "pays a compile for each ramp shape, see the README's benchmarks")
+    deterministic: bool = field(True, "torch.use_deterministic_algorithms (warn_only) for the training loop, so a "
+                                      "seed gives the same weights run after run: inductor's CPU kernels otherwise add "
+                                      "embedding gradients with atomic adds in thread order (pretrain.compile); on "
+                                      "CUDA also set CUBLAS_WORKSPACE_CONFIG=:4096:8, or false for speed")
     init_from: str | None = field(None, "start from this HF model folder's weights instead of a random init "
                                         "(continued pretraining, e.g. of capability experts)")
 

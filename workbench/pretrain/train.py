@@ -204,9 +204,29 @@ def pretrain(cfg, run: RunDir, force: bool = False) -> dict:
     if main and cfg.tracking.backend == "trackio":
         tracking.use_run_dir(run.tracking)
     accelerator.wait_for_everyone()
-    metrics = train(cfg, run, accelerator)
+    with deterministic_algorithms(cfg.pretrain.deterministic):
+        metrics = train(cfg, run, accelerator)
     accelerator.wait_for_everyone()
     return metrics
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool):
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` inside the block, the previous mode after.
+
+    Dynamo guards on the mode and inductor keys its cache on it: under it, inductor lowers an
+    accumulating ``index_put`` (the embedding's backward) to ATen's serial kernel instead of
+    ``atomic_add`` across threads, whose order, and so whose float sum, changes run to run.
+    """
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 def train(cfg, run: RunDir, accelerator: Accelerator) -> dict:
